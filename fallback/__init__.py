@@ -1,0 +1,1 @@
+"""The fallback server: forwards sealed chat it cannot read, between room members."""

@@ -1,0 +1,1 @@
+"""The chat peer: session, crypto and path-selection cores, ZMQ transport, terminal UI."""

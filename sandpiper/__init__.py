@@ -1,0 +1,1 @@
+"""The `sandpiper` CLI: the one composition root that builds and runs the other packages."""

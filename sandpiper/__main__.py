@@ -1,0 +1,3 @@
+from sandpiper.cli import main
+
+main()

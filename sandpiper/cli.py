@@ -1,0 +1,198 @@
+"""The `sandpiper` command: one thin subcommand per role, wiring the packages together."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from sandpiper.config import ConfigError, load_config, parse_duration
+
+app = typer.Typer(
+    name="sandpiper",
+    help="Code-paired, end-to-end encrypted chat rooms: share a short code, start talking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _stop_on_sigterm() -> None:
+    def stop(signum: int, frame: Any) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+@app.command()
+def relay(
+    host: Annotated[
+        str, typer.Option(envvar="SANDPIPER_RELAY_HOST", help="Address to bind.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            envvar="SANDPIPER_RELAY_PORT",
+            help="ROUTER port for requests (0: any free port).",
+        ),
+    ] = 8000,
+    pub_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            envvar="SANDPIPER_RELAY_PUB_PORT",
+            help="PUB port for room events (0: any free port).",
+        ),
+    ] = 8001,
+    room_ttl: Annotated[
+        float,
+        typer.Option(
+            parser=_duration,
+            metavar="DURATION",
+            envvar="SANDPIPER_ROOM_TTL",
+            help="Lifetime of a room.",
+        ),
+    ] = "24h",  # type: ignore[assignment]
+    member_timeout: Annotated[
+        float,
+        typer.Option(
+            parser=_duration,
+            metavar="DURATION",
+            envvar="SANDPIPER_MEMBER_TIMEOUT",
+            help="Silence after which a member is reported gone.",
+        ),
+    ] = "15s",  # type: ignore[assignment]
+    empty_room_grace: Annotated[
+        float,
+        typer.Option(
+            parser=_duration,
+            metavar="DURATION",
+            envvar="SANDPIPER_EMPTY_ROOM_GRACE",
+            help="How long an empty room keeps its code.",
+        ),
+    ] = "2m",  # type: ignore[assignment]
+    max_rooms: Annotated[
+        int, typer.Option(min=1, envvar="SANDPIPER_MAX_ROOMS", help="Live rooms at most.")
+    ] = 100_000,
+    max_rooms_per_source: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="SANDPIPER_MAX_ROOMS_PER_SOURCE",
+            help="Live rooms one address may have created.",
+        ),
+    ] = 32,
+    max_members: Annotated[
+        int, typer.Option(min=1, envvar="SANDPIPER_MAX_MEMBERS", help="Members per room at most.")
+    ] = 32,
+    create_burst: Annotated[
+        int,
+        typer.Option(
+            min=1, envvar="SANDPIPER_CREATE_BURST", help="Rooms one address may create at once."
+        ),
+    ] = 10,
+    create_per_minute: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="SANDPIPER_CREATE_PER_MINUTE",
+            help="Sustained room creations per address.",
+        ),
+    ] = 10.0,
+    miss_burst: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="SANDPIPER_MISS_BURST",
+            help="Unknown room codes one address may try at once.",
+        ),
+    ] = 5,
+    miss_per_minute: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="SANDPIPER_MISS_PER_MINUTE",
+            help="Sustained unknown-code tries per address.",
+        ),
+    ] = 12.0,
+    log_level: Annotated[
+        str, typer.Option(envvar="SANDPIPER_LOG_LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+) -> None:
+    """Run the discovery relay: room codes, members, pushes, and PUB room events."""
+    from broker.server import RelayServer
+    from broker.settings import RelaySettings
+
+    _configure_logging(log_level)
+    try:
+        settings = RelaySettings(
+            host=host,
+            port=port,
+            pub_port=pub_port,
+            room_ttl=room_ttl,
+            member_timeout=member_timeout,
+            empty_room_grace=empty_room_grace,
+            max_rooms=max_rooms,
+            max_rooms_per_source=max_rooms_per_source,
+            max_members_per_room=max_members,
+            create_burst=create_burst,
+            create_per_minute=create_per_minute,
+            miss_burst=miss_burst,
+            miss_per_minute=miss_per_minute,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    server = RelayServer(settings)
+    try:
+        server.bind()
+    except Exception as exc:  # zmq.ZMQError, but keep zmq out of the CLI's import time
+        typer.echo(f"sandpiper relay: cannot listen on {host}:{port}/{pub_port}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _stop_on_sigterm()
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        logging.getLogger("sandpiper.relay").info("relay stopping")
+    finally:
+        server.close()
+
+
+@app.command()
+def schema(
+    indent: Annotated[int, typer.Option(min=0, max=8, help="Indentation (0: one line).")] = 2,
+) -> None:
+    """Print the JSON Schema of the whole relay protocol."""
+    from schemas.jsonschema import protocol_json_schema
+
+    typer.echo(json.dumps(protocol_json_schema(), indent=indent or None, sort_keys=True))
+
+
+def main() -> None:
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        typer.echo(f"sandpiper: {exc}", err=True)
+        raise SystemExit(2) from None
+    app(prog_name="sandpiper", default_map=config)

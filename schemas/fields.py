@@ -1,0 +1,71 @@
+"""Constrained field types shared by every Sandpiper wire model."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+MAX_NICK_LENGTH = 32
+MAX_HOST_LENGTH = 253
+MAX_REQ_ID_LENGTH = 64
+MAX_SIGNAL_PAYLOAD = 4096
+"""Characters of base64 text a `signal` may carry (about 3 KiB of binary)."""
+
+ROOM_CODE_PATTERN = r"^[a-z]{2,16}-[a-z]{2,16}-[1-9][0-9]$"
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+# Everything in Unicode's "Other" categories (controls, format characters such as bidi
+# overrides, surrogates, private use, unassigned) plus line/paragraph separators.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _check_nick(value: str) -> str:
+    if value != value.strip():
+        raise ValueError("nick must not start or end with whitespace")
+    for char in value:
+        category = unicodedata.category(char)
+        if category in _FORBIDDEN_CATEGORIES or (category == "Zs" and char != " "):
+            raise ValueError(
+                f"nick must not contain control or formatting characters (U+{ord(char):04X})"
+            )
+    return value
+
+
+def _check_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.match(value):
+            raise ValueError("host must be an IP address or a DNS name") from None
+    return value
+
+
+Nick = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_NICK_LENGTH),
+    AfterValidator(_check_nick),
+]
+RoomCode = Annotated[str, StringConstraints(pattern=ROOM_CODE_PATTERN)]
+Host = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_HOST_LENGTH), AfterValidator(_check_host)
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+ReqId = (
+    Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_REQ_ID_LENGTH, pattern=r"^[\x21-\x7e]+$"),
+    ]
+    | Annotated[int, Field(ge=0, le=2**53 - 1)]
+)
+SignalPayload = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SIGNAL_PAYLOAD, pattern=r"^[A-Za-z0-9+/=_-]+$"),
+]
+UnixTime = Annotated[float, Field(ge=0)]
+Sequence = Annotated[int, Field(ge=1)]

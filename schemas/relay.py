@@ -1,0 +1,238 @@
+"""Wire models of the discovery relay protocol: requests, replies and pushes on the ROUTER.
+
+`type` values and field names follow docs/protocol.md (and the original design's JSON examples).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from schemas.base import WireModel
+from schemas.fields import Host, Nick, Port, ReqId, RoomCode, SignalPayload, UnixTime
+
+
+class ErrorCode(StrEnum):
+    """Stable machine codes carried by `error` replies."""
+
+    BAD_ENCODING = "bad_encoding"
+    BAD_JSON = "bad_json"
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_TYPE = "unknown_type"
+    MULTIPART = "multipart"
+    ROOM_NOT_FOUND = "room_not_found"
+    NICK_TAKEN = "nick_taken"
+    NOT_MEMBER = "not_member"
+    PEER_NOT_FOUND = "peer_not_found"
+    ROOM_FULL = "room_full"
+    TOO_MANY_ROOMS = "too_many_rooms"
+    RELAY_FULL = "relay_full"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL_ERROR = "internal_error"
+
+
+class PeerInfo(WireModel):
+    """A room member as it registered; `host`/`port` are absent when it published no address."""
+
+    nick: Nick
+    host: Host | None = None
+    port: Port | None = None
+
+
+# ---------------------------------------------------------------- client -> relay requests
+
+
+class CreateRoom(WireModel):
+    """Ask for a new room code. With `nick`, the sender also becomes the room's first member."""
+
+    type: Literal["create_room"]
+    nick: Nick | None = None
+    listen_port: Port | None = None
+    req_id: ReqId | None = None
+
+
+class RegisterPeer(WireModel):
+    """Join a room as `nick` (or update this connection's own registration)."""
+
+    type: Literal["register_peer"]
+    code: RoomCode
+    nick: Nick
+    host: Host | None = None
+    port: Port | None = None
+    req_id: ReqId | None = None
+
+
+class LookupRoom(WireModel):
+    type: Literal["lookup_room"]
+    code: RoomCode
+    nick: Nick | None = None
+    req_id: ReqId | None = None
+
+
+class LeaveRoom(WireModel):
+    type: Literal["leave_room"]
+    code: RoomCode
+    req_id: ReqId | None = None
+
+
+class Heartbeat(WireModel):
+    """Keeps every membership of this connection alive (any request does too)."""
+
+    type: Literal["heartbeat"]
+    req_id: ReqId | None = None
+
+
+class SendSignal(WireModel):
+    """An opaque payload for one other member of the same room."""
+
+    type: Literal["signal"]
+    code: RoomCode
+    to: Nick
+    payload: SignalPayload
+    req_id: ReqId | None = None
+
+
+class RequestCoordination(WireModel):
+    """Ask the relay to give two members (the sender and one other) a common start time."""
+
+    type: Literal["coordinate_connection"]
+    code: RoomCode
+    peers: Annotated[list[Nick], Field(min_length=2, max_length=2)]
+    req_id: ReqId | None = None
+
+
+RelayRequest = Annotated[
+    CreateRoom
+    | RegisterPeer
+    | LookupRoom
+    | LeaveRoom
+    | Heartbeat
+    | SendSignal
+    | RequestCoordination,
+    Field(discriminator="type"),
+]
+REQUEST_TYPES = frozenset(
+    {
+        "create_room",
+        "register_peer",
+        "lookup_room",
+        "leave_room",
+        "heartbeat",
+        "signal",
+        "coordinate_connection",
+    }
+)
+
+
+# ---------------------------------------------------------------- relay -> client replies
+
+
+class RoomCreated(WireModel):
+    type: Literal["room_created"] = "room_created"
+    code: RoomCode
+    expires_at: int
+    observed_host: Host | None = None
+    observed_port: Port | None = None
+    req_id: ReqId | None = None
+
+
+class PeerRegistered(WireModel):
+    type: Literal["peer_registered"] = "peer_registered"
+    success: Literal[True] = True
+    code: RoomCode
+    nick: Nick
+    expires_at: int
+    heartbeat_timeout: float
+    observed_host: Host | None = None
+    observed_port: Port | None = None
+    req_id: ReqId | None = None
+
+
+class RoomInfo(WireModel):
+    type: Literal["room_info"] = "room_info"
+    code: RoomCode
+    expires_at: int
+    peers: list[PeerInfo]
+    req_id: ReqId | None = None
+
+
+class RoomLeft(WireModel):
+    type: Literal["room_left"] = "room_left"
+    code: RoomCode
+    req_id: ReqId | None = None
+
+
+class HeartbeatAck(WireModel):
+    type: Literal["heartbeat_ack"] = "heartbeat_ack"
+    req_id: ReqId | None = None
+
+
+class SignalSent(WireModel):
+    type: Literal["signal_sent"] = "signal_sent"
+    code: RoomCode
+    to: Nick
+    req_id: ReqId | None = None
+
+
+class Error(WireModel):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    req_id: ReqId | None = None
+
+
+# ---------------------------------------------------------------- relay -> client pushes
+
+
+class PeerJoined(WireModel):
+    type: Literal["peer_joined"] = "peer_joined"
+    code: RoomCode
+    peer: PeerInfo
+
+
+class PeerLeft(WireModel):
+    type: Literal["peer_left"] = "peer_left"
+    code: RoomCode
+    nick: Nick
+    reason: Literal["left", "timeout"]
+
+
+class ReceivedSignal(WireModel):
+    type: Literal["signal"] = "signal"
+    code: RoomCode
+    from_: Nick = Field(alias="from")
+    payload: SignalPayload
+
+
+class CoordinateConnection(WireModel):
+    """Pushed to both members (and the reply to the one who asked): connect at `timestamp`."""
+
+    type: Literal["coordinate_connection"] = "coordinate_connection"
+    code: RoomCode
+    peers: Annotated[list[Nick], Field(min_length=2, max_length=2)]
+    timestamp: UnixTime
+    req_id: ReqId | None = None
+
+
+class RoomExpired(WireModel):
+    type: Literal["room_expired"] = "room_expired"
+    code: RoomCode
+
+
+RelayMessage = Annotated[
+    RoomCreated
+    | PeerRegistered
+    | RoomInfo
+    | RoomLeft
+    | HeartbeatAck
+    | SignalSent
+    | Error
+    | PeerJoined
+    | PeerLeft
+    | ReceivedSignal
+    | CoordinateConnection
+    | RoomExpired,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,329 @@
+"""The relay core, driven frame by frame on a fake clock; effects asserted exactly."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from broker.core import KnownOrigin, Publish, RelayCore, Send
+from broker.settings import RelaySettings
+from schemas.codec import encode
+from schemas.relay import ErrorCode
+
+ALICE, BOB, CAROL, EVE = b"alice-conn", b"bob-conn", b"carol-conn", b"eve-conn"
+HOME = KnownOrigin("203.0.113.7", 40001)
+
+
+def make_core(**overrides: Any) -> RelayCore:
+    return RelayCore(RelaySettings(**overrides), rng=random.Random(7), wall_offset=1_000_000.0)
+
+
+def request(
+    core: RelayCore, client: bytes, now: float = 0.0, origin: Any = HOME, **fields: Any
+) -> list:
+    return core.handle(client, [json.dumps(fields).encode()], origin, now)
+
+
+def sends(effects: list) -> list[tuple[bytes, dict]]:
+    return [(e.client, json.loads(encode(e.message))) for e in effects if isinstance(e, Send)]
+
+
+def published(effects: list) -> list[dict]:
+    return [json.loads(encode(e.event)) for e in effects if isinstance(e, Publish)]
+
+
+def reply(effects: list) -> dict:
+    return sends(effects)[0][1]
+
+
+def open_room(core: RelayCore, now: float = 0.0) -> str:
+    created = reply(request(core, ALICE, now, type="create_room", nick="alice", listen_port=6001))
+    return created["code"]
+
+
+def test_create_room_returns_code_expiry_and_observed_address() -> None:
+    core = make_core(room_ttl=3600)
+    effects = request(core, ALICE, 5.0, type="create_room", req_id="r1")
+    created = reply(effects)
+    assert created["type"] == "room_created"
+    word, noun, number = created["code"].split("-")
+    assert word.isalpha() and noun.isalpha() and 10 <= int(number) <= 99
+    assert created["expires_at"] == 1_000_000 + 5 + 3600
+    assert (created["observed_host"], created["observed_port"]) == ("203.0.113.7", 40001)
+    assert created["req_id"] == "r1"
+    assert published(effects) == [
+        {"type": "room_created", "code": created["code"], "seq": 1, "at": 1_000_005.0}
+    ]
+
+
+def test_create_room_with_nick_makes_the_creator_a_member() -> None:
+    core = make_core()
+    code = open_room(core)
+    info = reply(request(core, BOB, type="lookup_room", code=code))
+    assert info["peers"] == [{"nick": "alice", "port": 6001}]
+
+
+def test_codes_are_unique_among_live_rooms() -> None:
+    core = make_core(max_rooms_per_source=500, create_burst=500)
+    codes = {reply(request(core, ALICE, type="create_room"))["code"] for _ in range(300)}
+    assert len(codes) == 300
+
+
+def test_join_pushes_peer_joined_to_every_other_member_and_publishes_it() -> None:
+    core = make_core()
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    effects = request(
+        core,
+        CAROL,
+        1.0,
+        type="register_peer",
+        code=code,
+        nick="carol",
+        host="10.0.0.3",
+        port=6003,
+        req_id=9,
+    )
+    assert sends(effects) == [
+        (
+            CAROL,
+            {
+                "type": "peer_registered",
+                "success": True,
+                "code": code,
+                "nick": "carol",
+                "expires_at": 1_000_000 + 86400,
+                "heartbeat_timeout": 15.0,
+                "observed_host": "203.0.113.7",
+                "observed_port": 40001,
+                "req_id": 9,
+            },
+        ),
+        (
+            ALICE,
+            {
+                "type": "peer_joined",
+                "code": code,
+                "peer": {"nick": "carol", "host": "10.0.0.3", "port": 6003},
+            },
+        ),
+        (
+            BOB,
+            {
+                "type": "peer_joined",
+                "code": code,
+                "peer": {"nick": "carol", "host": "10.0.0.3", "port": 6003},
+            },
+        ),
+    ]
+    [event] = published(effects)
+    assert event["type"] == "peer_joined" and event["nick"] == "carol"
+    assert "host" not in event and "port" not in event
+
+
+def test_taken_nick_is_refused_and_the_holder_keeps_it() -> None:
+    core = make_core()
+    code = open_room(core)
+    effects = request(core, EVE, type="register_peer", code=code, nick="alice", host="6.6.6.6")
+    assert sends(effects) == [
+        (
+            EVE,
+            {"type": "error", "code": "nick_taken", "message": f"nick 'alice' is taken in {code}"},
+        )
+    ]
+    info = reply(request(core, BOB, type="lookup_room", code=code))
+    assert info["peers"] == [{"nick": "alice", "port": 6001}]
+
+
+def test_leave_room_tells_the_rest_and_publishes() -> None:
+    core = make_core()
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    effects = request(core, BOB, 2.0, type="leave_room", code=code, req_id="bye")
+    assert sends(effects) == [
+        (BOB, {"type": "room_left", "code": code, "req_id": "bye"}),
+        (ALICE, {"type": "peer_left", "code": code, "nick": "bob", "reason": "left"}),
+    ]
+    assert [e["type"] for e in published(effects)] == ["peer_left"]
+    assert reply(request(core, BOB, type="leave_room", code=code))["code"] == "not_member"
+
+
+def test_silent_member_is_reported_left_after_the_heartbeat_timeout() -> None:
+    core = make_core(member_timeout=15)
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    request(core, ALICE, 10.0, type="heartbeat")
+    assert core.next_deadline() == 15.0
+    assert core.tick(14.99) == []
+    effects = core.tick(15.0)
+    assert sends(effects) == [
+        (ALICE, {"type": "peer_left", "code": code, "nick": "bob", "reason": "timeout"})
+    ]
+    assert published(effects)[0]["reason"] == "timeout"
+
+
+def test_any_request_counts_as_a_heartbeat() -> None:
+    core = make_core(member_timeout=15)
+    code = open_room(core)
+    request(core, ALICE, 14.0, type="lookup_room", code=code)
+    assert core.tick(20.0) == []
+    core.handle(ALICE, [b"garbage"], HOME, 28.0)
+    assert core.tick(42.0) == []
+    assert core.next_deadline() == 43.0
+
+
+def test_expired_room_tells_its_members_and_publishes() -> None:
+    core = make_core(room_ttl=100, member_timeout=1000)
+    code = open_room(core)
+    effects = core.tick(100.0)
+    assert sends(effects) == [(ALICE, {"type": "room_expired", "code": code})]
+    assert [e["type"] for e in published(effects)] == ["room_expired"]
+    assert (
+        reply(request(core, BOB, 101.0, type="lookup_room", code=code))["code"] == "room_not_found"
+    )
+
+
+def test_empty_room_closes_after_grace() -> None:
+    core = make_core(empty_room_grace=60)
+    code = reply(request(core, ALICE, type="create_room"))["code"]
+    effects = core.tick(60.0)
+    assert published(effects) == [
+        {"type": "room_closed", "code": code, "seq": 2, "at": 1_000_060.0}
+    ]
+
+
+def test_signal_goes_only_to_the_named_member_with_the_authenticated_sender() -> None:
+    core = make_core()
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    effects = request(core, BOB, type="signal", code=code, to="alice", payload="cGFrZQ==", req_id=1)
+    assert sends(effects) == [
+        (BOB, {"type": "signal_sent", "code": code, "to": "alice", "req_id": 1}),
+        (ALICE, {"type": "signal", "code": code, "from": "bob", "payload": "cGFrZQ=="}),
+    ]
+    assert published(effects) == []
+
+
+def test_signal_from_a_non_member_or_to_a_stranger_is_refused() -> None:
+    core = make_core()
+    code = open_room(core)
+    outsider = request(core, EVE, type="signal", code=code, to="alice", payload="QQ==")
+    assert sends(outsider) == [
+        (EVE, {"type": "error", "code": "not_member", "message": f"not a member of {code}"})
+    ]
+    nobody = request(core, ALICE, type="signal", code=code, to="zed", payload="QQ==")
+    assert reply(nobody)["code"] == "peer_not_found"
+    itself = request(core, ALICE, type="signal", code=code, to="alice", payload="QQ==")
+    assert reply(itself)["code"] == "bad_request"
+
+
+def test_signals_are_rate_limited_per_connection() -> None:
+    core = make_core(signal_burst=3, signal_per_second=1.0)
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    codes = [
+        reply(request(core, BOB, type="signal", code=code, to="alice", payload="QQ=="))["type"]
+        for _ in range(4)
+    ]
+    assert codes == ["signal_sent"] * 3 + ["error"]
+
+
+def test_coordinate_connection_gives_both_members_one_start_time() -> None:
+    core = make_core(coordinate_lead=0.75)
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    effects = request(
+        core, BOB, 3.0, type="coordinate_connection", code=code, peers=["alice", "bob"], req_id="c"
+    )
+    body = {
+        "type": "coordinate_connection",
+        "code": code,
+        "peers": ["alice", "bob"],
+        "timestamp": 1_000_003.75,
+    }
+    assert sends(effects) == [(BOB, {**body, "req_id": "c"}), (ALICE, body)]
+
+
+def test_coordinate_connection_must_name_the_sender() -> None:
+    core = make_core()
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    request(core, CAROL, type="register_peer", code=code, nick="carol")
+    effects = request(core, CAROL, type="coordinate_connection", code=code, peers=["alice", "bob"])
+    assert reply(effects)["code"] == "bad_request"
+
+
+def test_room_creation_is_rate_limited_per_source() -> None:
+    core = make_core(create_burst=2, create_per_minute=6)
+    replies = [reply(request(core, ALICE, 0.0, type="create_room"))["type"] for _ in range(3)]
+    assert replies == ["room_created", "room_created", "error"]
+    other = KnownOrigin("198.51.100.1", 1)
+    assert (
+        reply(request(core, EVE, 0.0, origin=other, type="create_room"))["type"] == "room_created"
+    )
+    assert reply(request(core, ALICE, 10.0, type="create_room"))["type"] == "room_created"
+
+
+def test_code_guessing_is_rate_limited_even_for_codes_that_exist() -> None:
+    core = make_core(miss_burst=3, miss_per_minute=6)
+    code = open_room(core)
+    guesser = KnownOrigin("198.51.100.9", 5)
+    misses = [
+        reply(request(core, EVE, origin=guesser, type="lookup_room", code=f"calm-river-{n}"))[
+            "code"
+        ]
+        for n in range(10, 14)
+    ]
+    assert misses == ["room_not_found"] * 3 + ["rate_limited"]
+    # The refusal must not depend on whether the code exists.
+    hit = reply(request(core, EVE, origin=guesser, type="lookup_room", code=code))
+    assert hit["code"] == "rate_limited"
+    joined = reply(request(core, EVE, origin=guesser, type="register_peer", code=code, nick="eve"))
+    assert joined["code"] == "rate_limited"
+    # Others are unaffected, and the guesser recovers with time.
+    assert reply(request(core, BOB, type="lookup_room", code=code))["type"] == "room_info"
+    later = reply(request(core, EVE, 10.0, origin=guesser, type="lookup_room", code=code))
+    assert later["type"] == "room_info"
+
+
+def test_rooms_per_source_and_members_per_room_are_capped() -> None:
+    core = make_core(max_rooms_per_source=2, max_members_per_room=2)
+    request(core, ALICE, type="create_room")
+    code = open_room(core)
+    assert reply(request(core, ALICE, type="create_room"))["code"] == "too_many_rooms"
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    assert (
+        reply(request(core, CAROL, type="register_peer", code=code, nick="carol"))["code"]
+        == "room_full"
+    )
+
+
+def test_malformed_frames_get_errors_and_change_nothing() -> None:
+    core = make_core()
+    code = open_room(core)
+    for frames in ([b"\xff"], [b"{"], [b"[]"], [b'{"type":"nope"}'], [b"{}", b"{}"]):
+        effects = core.handle(EVE, frames, HOME, 1.0)
+        assert len(effects) == 1 and reply(effects)["type"] == "error"
+    assert reply(core.handle(EVE, [b"{}", b"{}"], HOME, 1.0))["code"] == ErrorCode.MULTIPART
+    assert reply(request(core, BOB, type="lookup_room", code=code))["peers"][0]["nick"] == "alice"
+
+
+def test_errors_echo_the_request_id() -> None:
+    core = make_core()
+    effects = request(core, EVE, type="lookup_room", code="calm-river-11", req_id="q7")
+    assert reply(effects) == {
+        "type": "error",
+        "code": "room_not_found",
+        "message": "no room calm-river-11",
+        "req_id": "q7",
+    }
+
+
+def test_pub_sequence_numbers_rise_by_one_per_event() -> None:
+    core = make_core(member_timeout=5)
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    events = published(core.tick(5.0))
+    request(core, CAROL, 6.0, type="register_peer", code=code, nick="carol")
+    assert [e["seq"] for e in events] == [4, 5]
