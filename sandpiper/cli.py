@@ -137,6 +137,20 @@ def relay(
             help="Sustained unknown-code tries per address.",
         ),
     ] = 12.0,
+    signal_burst: Annotated[
+        int,
+        typer.Option(
+            min=1, envvar="SANDPIPER_SIGNAL_BURST", help="Signals one connection may send at once."
+        ),
+    ] = 200,
+    signal_per_second: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="SANDPIPER_SIGNAL_PER_SECOND",
+            help="Sustained signals per connection.",
+        ),
+    ] = 50.0,
     log_level: Annotated[
         str, typer.Option(envvar="SANDPIPER_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -161,6 +175,8 @@ def relay(
             create_per_minute=create_per_minute,
             miss_burst=miss_burst,
             miss_per_minute=miss_per_minute,
+            signal_burst=signal_burst,
+            signal_per_second=signal_per_second,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

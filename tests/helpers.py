@@ -1,0 +1,193 @@
+"""Test support: a real relay process, and raw wire clients that speak to it over ZMQ."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+_LISTENING = re.compile(r"relay listening on (tcp://\S+), room events on (tcp://\S+)")
+
+
+def sandpiper_command() -> list[str]:
+    """The installed console script next to this interpreter, else `python -m sandpiper`."""
+    script = Path(sys.executable).with_name("sandpiper")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sandpiper"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class RelayProcess:
+    """`sandpiper relay` as a child process on random loopback ports; log kept in a file."""
+
+    def __init__(self, workdir: Path, *options: str, env: dict[str, str] | None = None) -> None:
+        self.log_path = workdir / f"relay-{os.getpid()}-{id(self)}.log"
+        self.options = list(options)
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.endpoint = ""
+        self.pub_endpoint = ""
+
+    def start(self, *, port: int | None = 0, pub_port: int | None = 0) -> RelayProcess:
+        """Start on the given ports (0: any free one; None: leave it to env/config)."""
+        args = ["relay", "--host", "127.0.0.1"]
+        if port is not None:
+            args += ["--port", str(port)]
+        if pub_port is not None:
+            args += ["--pub-port", str(pub_port)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*sandpiper_command(), *args, *self.options],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+        match = wait_for(self._listening, timeout=15)
+        self.endpoint, self.pub_endpoint = match.group(1), match.group(2)
+        return self
+
+    def _listening(self) -> re.Match[str] | None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"relay exited early:\n{self.log()}")
+        return _LISTENING.search(self.log())
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if it does not go; returns the exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        return self.process.returncode
+
+
+@contextmanager
+def running_relay(workdir: Path, *options: str) -> Iterator[RelayProcess]:
+    relay = RelayProcess(workdir, *options).start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+class WireClient:
+    """A plain pyzmq DEALER speaking the relay's one-frame JSON protocol."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, context: zmq.Context[Any], endpoint: str, *, source_port: int | None = None):
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        target = endpoint.removeprefix("tcp://")
+        self.socket.connect(f"tcp://127.0.0.1:{source_port};{target}" if source_port else endpoint)
+        self.inbox: list[dict[str, Any]] = []
+
+    def send(self, **fields: Any) -> None:
+        self.socket.send(json.dumps(fields).encode())
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        self.socket.send_multipart(frames)
+
+    def _receive(self, timeout: float) -> dict[str, Any] | None:
+        if not self.socket.poll(timeout * 1000):
+            return None
+        message: dict[str, Any] = json.loads(self.socket.recv())
+        return message
+
+    def request(self, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
+        """Send with a fresh req_id; return the reply carrying it (pushes go to `inbox`)."""
+        req_id = f"t{next(self._ids)}"
+        self.send(req_id=req_id, **fields)
+        return self.expect(lambda m: m.get("req_id") == req_id, timeout)
+
+    def expect(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        for index, message in enumerate(self.inbox):
+            if match(message):
+                return self.inbox.pop(index)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = self._receive(left)
+            if message is None:
+                break
+            if match(message):
+                return message
+            self.inbox.append(message)
+        raise AssertionError(f"no matching message within {timeout}s; inbox: {self.inbox}")
+
+    def push(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        return self.expect(lambda m: m.get("type") == kind and "req_id" not in m, timeout)
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+class EventWatcher:
+    """A SUB socket on the relay's PUB port, synchronised before use (no slow-joiner loss)."""
+
+    def __init__(self, context: zmq.Context[Any], pub_endpoint: str, topic: bytes = b""):
+        self.socket = context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.SUBSCRIBE, topic)
+        self.socket.connect(pub_endpoint)
+
+    def synchronise(self, client: WireClient, timeout: float = 10.0) -> None:
+        """Create throwaway rooms until one's event arrives: from then on nothing is missed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            client.request(type="create_room")
+            if self.socket.poll(100):
+                while self.socket.poll(50):
+                    self.socket.recv_multipart()
+                return
+        raise AssertionError("subscriber never received an event")
+
+    def next(self, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
+        if not self.socket.poll(timeout * 1000):
+            raise AssertionError(f"no room event within {timeout}s")
+        topic, body = self.socket.recv_multipart()
+        return topic.decode(), json.loads(body)
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
