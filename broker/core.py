@@ -97,6 +97,8 @@ class RelayCore:
         self._rng = rng
         self._wall_offset = wall_offset
         self._seq = 0
+        # Lookups outnumber membership changes: each room's member list is built once per change.
+        self._peer_lists: dict[str, list[PeerInfo]] = {}
         self._create_limit = RateLimiter(
             burst=settings.create_burst,
             rate=settings.create_per_minute / 60.0,
@@ -169,6 +171,7 @@ class RelayCore:
             member, _ = self.registry.register(
                 room.code, request.nick, client, None, request.listen_port, now=now
             )
+            self._peer_lists.pop(room.code, None)
             effects.extend(self._member_joined(room, member.nick, now))
         reply = RoomCreated(
             code=room.code,
@@ -186,6 +189,7 @@ class RelayCore:
         member, joined = self.registry.register(
             room.code, request.nick, client, request.host, request.port, now=now
         )
+        self._peer_lists.pop(room.code, None)
         reply = PeerRegistered(
             code=room.code,
             nick=member.nick,
@@ -204,7 +208,10 @@ class RelayCore:
         self, client: bytes, request: LookupRoom, origin: Origin, now: float
     ) -> list[Effect]:
         room = self._find_room(request.code, origin, now)
-        peers = [PeerInfo(nick=m.nick, host=m.host, port=m.port) for m in room.members.values()]
+        peers = self._peer_lists.get(room.code)
+        if peers is None:
+            peers = [PeerInfo(nick=m.nick, host=m.host, port=m.port) for m in room.members.values()]
+            self._peer_lists[room.code] = peers
         reply = RoomInfo(
             code=room.code,
             expires_at=round(self._wall(room.expires_at)),
@@ -316,6 +323,7 @@ class RelayCore:
 
     def _member_gone(self, gone: MemberGone, now: float) -> list[Effect]:
         room, nick = gone.room, gone.member.nick
+        self._peer_lists.pop(room.code, None)
         push = PeerLeft(code=room.code, nick=nick, reason=gone.reason)
         effects: list[Effect] = [Send(other.client, push) for other in room.members.values()]
         effects.append(
@@ -333,6 +341,7 @@ class RelayCore:
 
     def _room_gone(self, gone: RoomGone, now: float) -> list[Effect]:
         room = gone.room
+        self._peer_lists.pop(room.code, None)
         effects: list[Effect] = []
         kind: Literal["room_expired", "room_closed"] = (
             "room_expired" if gone.reason == "expired" else "room_closed"

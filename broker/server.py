@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import zmq
 
-from broker.core import Effect, Publish, RelayCore
+from broker.core import Effect, KnownOrigin, Publish, RelayCore
 from broker.settings import RelaySettings
 from schemas.codec import encode
 from schemas.events import MemberLeft
@@ -24,37 +26,28 @@ from schemas.relay import Error, ErrorCode
 
 log = logging.getLogger("sandpiper.relay")
 
-_BATCH = 512  # messages drained per wake-up before timers get a turn
 _MAX_WAIT = 1.0  # seconds; the loop also checks `should_stop` at least this often
 _ZMTP_HEARTBEAT_MS = 5_000
+_MAX_REMEMBERED_ORIGINS = 16_384  # connection -> observed address; re-read when forgotten
 _ZMTP_TIMEOUT_MS = 15_000
 
 
-class FrameOrigin:
-    """Where the connection a frame came on starts, read lazily from libzmq.
+def observe_origin(frame: zmq.Frame) -> KnownOrigin:
+    """Where the connection `frame` came on starts: remote IP and port, as libzmq sees them.
 
     `Peer-Address` gives the remote IP; the remote port comes from the connection's file
     descriptor (`SRCFD`), which libzmq 4.3 still serves.
     """
+    return KnownOrigin(_normalise_ip(frame.get("Peer-Address")), _remote_port(frame))
 
-    __slots__ = ("_frame", "_host", "_port")
 
-    def __init__(self, frame: zmq.Frame) -> None:
-        self._frame = frame
-        self._host: str | bool | None = False
-        self._port: int | bool | None = False
+def is_auto_routing_id(client: bytes) -> bool:
+    """libzmq's own routing ids: a zero byte and a 32-bit counter.
 
-    @property
-    def host(self) -> str | None:
-        if self._host is False:
-            self._host = _normalise_ip(self._frame.get("Peer-Address"))
-        return self._host  # type: ignore[return-value]
-
-    @property
-    def port(self) -> int | None:
-        if self._port is False:
-            self._port = _remote_port(self._frame)
-        return self._port  # type: ignore[return-value]
+    State is keyed by routing id, so a client that picks its own id could step into a vanished
+    member's identity (its memberships and its pushes). Only ids the ROUTER made are accepted.
+    """
+    return len(client) == 5 and client[0] == 0
 
 
 def _normalise_ip(text: str | None) -> str | None:
@@ -90,6 +83,7 @@ class RelayServer:
         self._context = context or zmq.Context.instance()
         self._router: zmq.Socket[bytes] | None = None
         self._pub: zmq.Socket[bytes] | None = None
+        self._origins: OrderedDict[bytes, KnownOrigin] = OrderedDict()
         self.endpoint = ""
         self.pub_endpoint = ""
 
@@ -122,41 +116,59 @@ class RelayServer:
         log.info("relay listening on %s, room events on %s", self.endpoint, self.pub_endpoint)
 
     def serve(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Serve until `should_stop()` (checked at least every second) or an interrupt.
+
+        Blocking receives with a timeout (not poll + drain) keep the per-request cost as close
+        to a bare echo loop as possible; timers run only when the core's deadline is due.
+        """
         if self._router is None:
             self.bind()
         router = self._router
         assert router is not None
-        poller = zmq.Poller()
-        poller.register(router, zmq.POLLIN)
+        timeout_ms = -2
+        deadline = self.core.next_deadline()
         while not should_stop():
             now = time.monotonic()
-            self._perform(self.core.tick(now))
-            deadline = self.core.next_deadline()
+            if deadline is not None and now >= deadline:
+                self._perform(self.core.tick(now))
+                deadline = self.core.next_deadline()
             wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
-            if not poller.poll(wait * 1000):
+            wanted_ms = max(1, math.ceil(wait * 1000))
+            if wanted_ms != timeout_ms:
+                router.setsockopt(zmq.RCVTIMEO, wanted_ms)
+                timeout_ms = wanted_ms
+            try:
+                client = router.recv()
+            except zmq.Again:
                 continue
-            for _ in range(_BATCH):
-                try:
-                    frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                self._handle(frames)
+            self._receive(router, client)
+            deadline = self.core.next_deadline()
 
-    def _handle(self, frames: list[zmq.Frame]) -> None:
-        client = frames[0].bytes
+    def _receive(self, router: zmq.Socket[bytes], client: bytes) -> None:
+        """The rest of a message whose routing id `client` was just read."""
+        origin = self._origins.get(client)
+        if origin is None:
+            # First message on this connection: read its address once, then remember it.
+            frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            origin = observe_origin(frames[-1])
+            payload = [frame.bytes for frame in frames]
+            self._origins[client] = origin
+            if len(self._origins) > _MAX_REMEMBERED_ORIGINS:
+                self._origins.popitem(last=False)
+        else:
+            payload = router.recv_multipart(zmq.NOBLOCK)
+        if not is_auto_routing_id(client):
+            self._origins.pop(client, None)
+            reply = Error(code=ErrorCode.BAD_REQUEST, message="custom routing ids are not accepted")
+            self._send(client, encode(reply))
+            return
         try:
-            effects = self.core.handle(
-                client,
-                [frame.bytes for frame in frames[1:]],
-                FrameOrigin(frames[-1]),
-                time.monotonic(),
-            )
+            effects = self.core.handle(client, payload, origin, time.monotonic())
         except Exception:  # a bug must cost one request, never the relay
             log.exception("internal error while handling a request")
-            effects = []
-            self._send(
-                client, encode(Error(code=ErrorCode.INTERNAL_ERROR, message="internal error"))
-            )
+            reply = Error(code=ErrorCode.INTERNAL_ERROR, message="internal error")
+            self._send(client, encode(reply))
+            return
         self._perform(effects)
 
     def _perform(self, effects: list[Effect]) -> None:

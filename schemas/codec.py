@@ -30,7 +30,7 @@ class WireError(Exception):
 
 def encode(message: BaseModel) -> bytes:
     """One UTF-8 JSON object, aliases applied (`from`), absent optionals left out."""
-    return message.model_dump_json(by_alias=True, exclude_none=True).encode()
+    return message.__pydantic_serializer__.to_json(message, by_alias=True, exclude_none=True)
 
 
 def decode_request(frame: bytes) -> RelayRequest:

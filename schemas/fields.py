@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -20,20 +19,19 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
-# Everything in Unicode's "Other" categories (controls, format characters such as bidi
-# overrides, surrogates, private use, unassigned) plus line/paragraph separators.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _check_nick(value: str) -> str:
     if value != value.strip():
         raise ValueError("nick must not start or end with whitespace")
-    for char in value:
-        category = unicodedata.category(char)
-        if category in _FORBIDDEN_CATEGORIES or (category == "Zs" and char != " "):
-            raise ValueError(
-                f"nick must not contain control or formatting characters (U+{ord(char):04X})"
-            )
+    # str.isprintable() is False exactly for Unicode's "Other" (controls, format characters
+    # such as bidi overrides, surrogates, private use, unassigned) and "Separator" categories,
+    # ASCII space excepted: the characters that can disguise or garble a terminal line.
+    if not value.isprintable():
+        culprit = next(char for char in value if not char.isprintable())
+        raise ValueError(
+            f"nick must not contain control or formatting characters (U+{ord(culprit):04X})"
+        )
     return value
 
 

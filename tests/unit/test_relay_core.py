@@ -327,3 +327,22 @@ def test_pub_sequence_numbers_rise_by_one_per_event() -> None:
     events = published(core.tick(5.0))
     request(core, CAROL, 6.0, type="register_peer", code=code, nick="carol")
     assert [e["seq"] for e in events] == [4, 5]
+
+
+def test_lookup_always_shows_the_current_members() -> None:
+    core = make_core(member_timeout=15)
+    code = open_room(core)
+
+    def nicks_and_hosts(now: float) -> list[tuple[str, str | None]]:
+        peers = reply(request(core, EVE, now, type="lookup_room", code=code))["peers"]
+        return [(peer["nick"], peer.get("host")) for peer in peers]
+
+    assert nicks_and_hosts(0) == [("alice", None)]
+    request(core, BOB, 1.0, type="register_peer", code=code, nick="bob")
+    assert nicks_and_hosts(1) == [("alice", None), ("bob", None)]
+    request(core, BOB, 2.0, type="register_peer", code=code, nick="bob", host="10.0.0.2")
+    assert nicks_and_hosts(2) == [("alice", None), ("bob", "10.0.0.2")]
+    request(core, ALICE, 3.0, type="leave_room", code=code)
+    assert nicks_and_hosts(3) == [("bob", "10.0.0.2")]
+    core.tick(2.0 + 15)
+    assert nicks_and_hosts(17) == []

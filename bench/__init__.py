@@ -1,0 +1,1 @@
+"""Benchmarks: Sandpiper figures beside bare pyzmq baselines measured in the same run."""
