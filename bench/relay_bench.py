@@ -162,7 +162,9 @@ def run(duration: float, rounds: int) -> dict[str, Any]:
         Client(context, relay_endpoint).ask(
             type="register_peer", code=code, nick="bob", host="192.168.1.101", port=6002
         )
-        frame = json.dumps({"type": "lookup_room", "code": code, "nick": "carol"}).encode()
+        frame = json.dumps(
+            {"type": "lookup_room", "code": code, "nick": "carol", "req_id": 1}
+        ).encode()
         idle = rss_mib(relay)
         for endpoint in (echo_endpoint, relay_endpoint):  # warm both up; figures discarded
             measure(endpoint, frame, 4, 1.0)

@@ -16,7 +16,7 @@ from broker.ratelimit import RateLimiter
 from broker.registry import Member, MemberGone, RegistryError, Room, RoomGone, RoomRegistry
 from broker.settings import RelaySettings
 from schemas.base import WireModel
-from schemas.codec import WireError, decode_request
+from schemas.codec import WireError, decode_request, encode, with_req_id
 from schemas.events import MemberJoined, MemberLeft, RoomEnded, RoomOpened
 from schemas.relay import (
     CoordinateConnection,
@@ -67,7 +67,8 @@ class Send:
     """A reply or a push to one client connection."""
 
     client: bytes
-    message: WireModel
+    message: WireModel | bytes
+    """A model, or a reply the core already encoded (a cached one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +98,8 @@ class RelayCore:
         self._rng = rng
         self._wall_offset = wall_offset
         self._seq = 0
-        # Lookups outnumber membership changes: each room's member list is built once per change.
-        self._peer_lists: dict[str, list[PeerInfo]] = {}
+        # Lookups outnumber membership changes: each room's `room_info` is encoded once per change.
+        self._room_infos: dict[str, bytes] = {}
         self._create_limit = RateLimiter(
             burst=settings.create_burst,
             rate=settings.create_per_minute / 60.0,
@@ -171,7 +172,7 @@ class RelayCore:
             member, _ = self.registry.register(
                 room.code, request.nick, client, None, request.listen_port, now=now
             )
-            self._peer_lists.pop(room.code, None)
+            self._room_infos.pop(room.code, None)
             effects.extend(self._member_joined(room, member.nick, now))
         reply = RoomCreated(
             code=room.code,
@@ -189,7 +190,7 @@ class RelayCore:
         member, joined = self.registry.register(
             room.code, request.nick, client, request.host, request.port, now=now
         )
-        self._peer_lists.pop(room.code, None)
+        self._room_infos.pop(room.code, None)
         reply = PeerRegistered(
             code=room.code,
             nick=member.nick,
@@ -208,17 +209,14 @@ class RelayCore:
         self, client: bytes, request: LookupRoom, origin: Origin, now: float
     ) -> list[Effect]:
         room = self._find_room(request.code, origin, now)
-        peers = self._peer_lists.get(room.code)
-        if peers is None:
+        body = self._room_infos.get(room.code)
+        if body is None:
             peers = [PeerInfo(nick=m.nick, host=m.host, port=m.port) for m in room.members.values()]
-            self._peer_lists[room.code] = peers
-        reply = RoomInfo(
-            code=room.code,
-            expires_at=round(self._wall(room.expires_at)),
-            peers=peers,
-            req_id=request.req_id,
-        )
-        return [Send(client, reply)]
+            info = RoomInfo(
+                code=room.code, expires_at=round(self._wall(room.expires_at)), peers=peers
+            )
+            body = self._room_infos[room.code] = encode(info)
+        return [Send(client, with_req_id(body, request.req_id))]
 
     def _leave_room(
         self, client: bytes, request: LeaveRoom, origin: Origin, now: float
@@ -323,7 +321,7 @@ class RelayCore:
 
     def _member_gone(self, gone: MemberGone, now: float) -> list[Effect]:
         room, nick = gone.room, gone.member.nick
-        self._peer_lists.pop(room.code, None)
+        self._room_infos.pop(room.code, None)
         push = PeerLeft(code=room.code, nick=nick, reason=gone.reason)
         effects: list[Effect] = [Send(other.client, push) for other in room.members.values()]
         effects.append(
@@ -341,7 +339,7 @@ class RelayCore:
 
     def _room_gone(self, gone: RoomGone, now: float) -> list[Effect]:
         room = gone.room
-        self._peer_lists.pop(room.code, None)
+        self._room_infos.pop(room.code, None)
         effects: list[Effect] = []
         kind: Literal["room_expired", "room_closed"] = (
             "room_expired" if gone.reason == "expired" else "room_closed"

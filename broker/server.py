@@ -180,7 +180,10 @@ class RelayServer:
                 reason = f" ({event.reason})" if isinstance(event, MemberLeft) else ""
                 log.info("room %s: %s%s%s", event.code, event.type, detail, reason)
             else:
-                self._send(effect.client, encode(effect.message))
+                message = effect.message
+                self._send(
+                    effect.client, message if isinstance(message, bytes) else encode(message)
+                )
 
     def _send(self, client: bytes, payload: bytes) -> None:
         assert self._router is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -31,6 +32,13 @@ class WireError(Exception):
 def encode(message: BaseModel) -> bytes:
     """One UTF-8 JSON object, aliases applied (`from`), absent optionals left out."""
     return message.__pydantic_serializer__.to_json(message, by_alias=True, exclude_none=True)
+
+
+def with_req_id(encoded: bytes, req_id: str | int | None) -> bytes:
+    """An encoded JSON object with `req_id` added: lets a server reuse one encoded reply."""
+    if req_id is None:
+        return encoded
+    return b'%s,"req_id":%s}' % (encoded[:-1], json.dumps(req_id).encode())
 
 
 def decode_request(frame: bytes) -> RelayRequest:

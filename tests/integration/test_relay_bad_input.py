@@ -121,3 +121,21 @@ def test_pushes_to_a_member_that_never_reads_do_not_pile_up(
         grown = _rss_mib(relay) - baseline
         assert grown < 40, f"relay grew by {grown:.1f} MiB while a member did not read"
         assert sender.request(type="lookup_room", code=code)["type"] == "room_info"
+
+
+def test_a_client_chosen_routing_id_is_refused(tmp_path: Path, zmq_context: Any) -> None:
+    with running_relay(tmp_path) as relay:
+        member = WireClient(zmq_context, relay.endpoint)
+        code = member.request(type="create_room", nick="alice")["code"]
+        impostor = zmq_context.socket(zmq.DEALER)
+        impostor.setsockopt(zmq.ROUTING_ID, b"alice-conn")
+        impostor.setsockopt(zmq.LINGER, 0)
+        impostor.connect(relay.endpoint)
+        impostor.send(json.dumps({"type": "register_peer", "code": code, "nick": "eve"}).encode())
+        assert impostor.poll(5000)
+        error = json.loads(impostor.recv())
+        assert (error["type"], error["code"]) == ("error", "bad_request")
+        assert "routing id" in error["message"]
+        info = member.request(type="lookup_room", code=code)
+        assert [peer["nick"] for peer in info["peers"]] == ["alice"]
+        impostor.close()

@@ -26,7 +26,11 @@ def request(
 
 
 def sends(effects: list) -> list[tuple[bytes, dict]]:
-    return [(e.client, json.loads(encode(e.message))) for e in effects if isinstance(e, Send)]
+    return [
+        (e.client, json.loads(e.message if isinstance(e.message, bytes) else encode(e.message)))
+        for e in effects
+        if isinstance(e, Send)
+    ]
 
 
 def published(effects: list) -> list[dict]:

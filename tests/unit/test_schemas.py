@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import ErrorCode, WireError, decode_event, decode_message, decode_request, encode
+from schemas.codec import with_req_id
 from schemas.events import MemberLeft
 from schemas.fields import MAX_SIGNAL_PAYLOAD
 from schemas.relay import (
@@ -220,3 +221,11 @@ def test_arbitrary_json_parses_or_raises_wire_error(document: object) -> None:
         decode_request(json.dumps(document).encode())
     except WireError as exc:
         assert exc.code in set(ErrorCode)
+
+
+@given(req_id=st.from_regex(r"[\x21-\x7e]{1,64}", fullmatch=True) | st.integers(0, 2**53 - 1))
+def test_cached_replies_get_any_valid_req_id_spliced_in_as_valid_json(req_id: str | int) -> None:
+    info = RoomInfo(code=CODE, expires_at=1, peers=[PeerInfo(nick='a"b\\c')])
+    spliced = decode_message(with_req_id(encode(info), req_id))
+    assert spliced == info.model_copy(update={"req_id": req_id})
+    assert with_req_id(encode(info), None) == encode(info)
