@@ -1,7 +1,7 @@
 """ZMQ adapter for the relay: a ROUTER for requests and pushes, a PUB for room events.
 
-It reads the clock once per message, feeds the core, performs the effects, and sleeps in
-`poll` until the next message or the core's next deadline. No protocol logic lives here.
+It reads the clock once per message, feeds the core, performs the effects, and blocks in a
+receive until the next message or the core's next deadline. No protocol logic lives here.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ log = logging.getLogger("sandpiper.relay")
 
 _MAX_WAIT = 1.0  # seconds; the loop also checks `should_stop` at least this often
 _ZMTP_HEARTBEAT_MS = 5_000
-_MAX_REMEMBERED_ORIGINS = 16_384  # connection -> observed address; re-read when forgotten
 _ZMTP_TIMEOUT_MS = 15_000
+_MAX_REMEMBERED_ORIGINS = 16_384  # connection -> observed address; re-read when forgotten
 
 
 def observe_origin(frame: zmq.Frame) -> KnownOrigin:
@@ -45,7 +45,8 @@ def is_auto_routing_id(client: bytes) -> bool:
     """libzmq's own routing ids: a zero byte and a 32-bit counter.
 
     State is keyed by routing id, so a client that picks its own id could step into a vanished
-    member's identity (its memberships and its pushes). Only ids the ROUTER made are accepted.
+    member's identity (its memberships and its pushes). Ids of another form are refused; one
+    forged in this form would have to guess the counter of a member gone in the last seconds.
     """
     return len(client) == 5 and client[0] == 0
 
