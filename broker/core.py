@@ -17,7 +17,7 @@ from broker.registry import Member, MemberGone, RegistryError, Room, RoomGone, R
 from broker.settings import RelaySettings
 from schemas.base import WireModel
 from schemas.codec import WireError, decode_request, encode, with_req_id
-from schemas.events import MemberJoined, MemberLeft, RoomEnded, RoomOpened
+from schemas.events import MemberJoined, MemberLeft, RoomClosedToJoiners, RoomEnded, RoomOpened
 from schemas.relay import (
     CoordinateConnection,
     CreateRoom,
@@ -26,6 +26,7 @@ from schemas.relay import (
     Heartbeat,
     HeartbeatAck,
     LeaveRoom,
+    LockRoom,
     LookupRoom,
     PeerInfo,
     PeerJoined,
@@ -38,6 +39,7 @@ from schemas.relay import (
     RoomExpired,
     RoomInfo,
     RoomLeft,
+    RoomLocked,
     SendSignal,
     SignalSent,
 )
@@ -75,7 +77,7 @@ class Send:
 class Publish:
     """A room event for the PUB socket; `event.code` is the topic."""
 
-    event: MemberJoined | MemberLeft | RoomOpened | RoomEnded
+    event: MemberJoined | MemberLeft | RoomOpened | RoomEnded | RoomClosedToJoiners
 
 
 Effect = Send | Publish
@@ -120,6 +122,7 @@ class RelayCore:
             RegisterPeer: self._register_peer,
             LookupRoom: self._lookup_room,
             LeaveRoom: self._leave_room,
+            LockRoom: self._lock_room,
             Heartbeat: self._heartbeat,
             SendSignal: self._signal,
             RequestCoordination: self._coordinate,
@@ -228,6 +231,22 @@ class RelayCore:
             Send(client, RoomLeft(code=request.code, req_id=request.req_id)),
             *self._member_gone(gone, now),
         ]
+
+    def _lock_room(
+        self, client: bytes, request: LockRoom, origin: Origin, now: float
+    ) -> list[Effect]:
+        nick = self._member_nick(client, request.code)
+        room = self.registry.get(request.code)
+        if room is None:  # a member's room always exists; keep mypy and readers sure
+            raise RegistryError(ErrorCode.ROOM_NOT_FOUND, f"no room {request.code}")
+        effects: list[Effect] = [Send(client, RoomLocked(code=room.code, req_id=request.req_id))]
+        if not room.locked:
+            room.locked = True
+            push = RoomLocked(code=room.code)
+            effects.extend(Send(m.client, push) for m in room.members.values() if m.nick != nick)
+            event = RoomClosedToJoiners(code=room.code, seq=self._next_seq(), at=self._wall(now))
+            effects.append(Publish(event))
+        return effects
 
     def _heartbeat(
         self, client: bytes, request: Heartbeat, origin: Origin, now: float

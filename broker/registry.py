@@ -37,6 +37,8 @@ class Room:
     created_at: float
     expires_at: float
     members: dict[str, Member] = field(default_factory=dict)
+    locked: bool = False
+    """Closed to new joiners; its members stay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ class RoomRegistry:
             holder.host, holder.port = host, port
             self.touch(client, now)
             return holder, False
+        if room.locked:
+            raise RegistryError(ErrorCode.ROOM_LOCKED, f"{code} no longer accepts new members")
         current = self.nick_of(client, code)
         if current is not None:
             raise RegistryError(

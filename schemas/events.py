@@ -47,7 +47,14 @@ class RoomEnded(WireModel):
     at: UnixTime
 
 
+class RoomClosedToJoiners(WireModel):
+    type: Literal["room_locked"] = "room_locked"
+    code: RoomCode
+    seq: Sequence
+    at: UnixTime
+
+
 RoomEvent = Annotated[
-    RoomOpened | MemberJoined | MemberLeft | RoomEnded,
+    RoomOpened | MemberJoined | MemberLeft | RoomEnded | RoomClosedToJoiners,
     Field(discriminator="type"),
 ]

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_ROOMS = "too_many_rooms"
     RELAY_FULL = "relay_full"
     RATE_LIMITED = "rate_limited"
+    ROOM_LOCKED = "room_locked"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -77,6 +78,14 @@ class LeaveRoom(WireModel):
     req_id: ReqId | None = None
 
 
+class LockRoom(WireModel):
+    """A member closes the room to new joiners (after repeated wrong-secret attempts)."""
+
+    type: Literal["lock_room"]
+    code: RoomCode
+    req_id: ReqId | None = None
+
+
 class Heartbeat(WireModel):
     """Keeps every membership of this connection alive (any request does too)."""
 
@@ -108,6 +117,7 @@ RelayRequest = Annotated[
     | RegisterPeer
     | LookupRoom
     | LeaveRoom
+    | LockRoom
     | Heartbeat
     | SendSignal
     | RequestCoordination,
@@ -119,6 +129,7 @@ REQUEST_TYPES = frozenset(
         "register_peer",
         "lookup_room",
         "leave_room",
+        "lock_room",
         "heartbeat",
         "signal",
         "coordinate_connection",
@@ -160,6 +171,14 @@ class RoomInfo(WireModel):
 
 class RoomLeft(WireModel):
     type: Literal["room_left"] = "room_left"
+    code: RoomCode
+    req_id: ReqId | None = None
+
+
+class RoomLocked(WireModel):
+    """The reply to `lock_room`, and the push its other members get."""
+
+    type: Literal["room_locked"] = "room_locked"
     code: RoomCode
     req_id: ReqId | None = None
 
@@ -226,6 +245,7 @@ RelayMessage = Annotated[
     | PeerRegistered
     | RoomInfo
     | RoomLeft
+    | RoomLocked
     | HeartbeatAck
     | SignalSent
     | Error

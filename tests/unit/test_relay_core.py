@@ -350,3 +350,20 @@ def test_lookup_always_shows_the_current_members() -> None:
     assert nicks_and_hosts(3) == [("bob", "10.0.0.2")]
     core.tick(2.0 + 15)
     assert nicks_and_hosts(17) == []
+
+
+def test_a_locked_room_refuses_new_members_and_tells_the_others() -> None:
+    core = make_core()
+    code = open_room(core)
+    request(core, BOB, type="register_peer", code=code, nick="bob")
+    effects = request(core, BOB, 1.0, type="lock_room", code=code, req_id="l")
+    assert sends(effects) == [
+        (BOB, {"type": "room_locked", "code": code, "req_id": "l"}),
+        (ALICE, {"type": "room_locked", "code": code}),
+    ]
+    assert [e["type"] for e in published(effects)] == ["room_locked"]
+    refused = reply(request(core, CAROL, type="register_peer", code=code, nick="carol"))
+    assert refused["code"] == "room_locked"
+    assert reply(request(core, EVE, type="lock_room", code=code))["code"] == "not_member"
+    again = request(core, ALICE, 2.0, type="lock_room", code=code)
+    assert len(again) == 1 and reply(again)["type"] == "room_locked"

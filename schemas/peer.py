@@ -1,0 +1,98 @@
+"""Peer-to-peer messages: what members send each other.
+
+Two layers:
+- `SignalBody`: the JSON inside a relay `signal` payload (base64 on the wire), relay-visible:
+  the PAKE message, the key confirmation, and sealed records (opaque to the relay).
+- `PeerMessage`: the plaintext inside a sealed record, seen only by the two members.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from schemas.base import WireModel
+from schemas.fields import Host, Nick, Port
+
+MAX_TEXT = 4000
+"""Characters in one chat message."""
+
+Base64 = Annotated[
+    str, StringConstraints(min_length=1, max_length=4000, pattern=r"^[A-Za-z0-9+/=_-]+$")
+]
+Z85Key = Annotated[
+    str,
+    StringConstraints(
+        min_length=40, max_length=40, pattern=r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$"
+    ),
+]
+
+
+# ------------------------------------------------------------------ inside relay signals
+
+
+class PakeMessage(WireModel):
+    kind: Literal["pake"] = "pake"
+    msg: Base64
+
+
+class KeyConfirmation(WireModel):
+    kind: Literal["confirm"] = "confirm"
+    mac: Base64
+
+
+class SealedSignal(WireModel):
+    """A record sealed with the pair's keys, carried by the relay it cannot read."""
+
+    kind: Literal["sealed"] = "sealed"
+    record: Base64
+
+
+SignalBody = Annotated[PakeMessage | KeyConfirmation | SealedSignal, Field(discriminator="kind")]
+
+
+# ------------------------------------------------------------------ inside sealed records
+
+
+class Endpoint(WireModel):
+    host: Host
+    port: Port
+
+
+class Candidates(WireModel):
+    """How to reach the sender directly, and the CurveZMQ key its listener will present."""
+
+    kind: Literal["candidates"] = "candidates"
+    lan: Annotated[list[Endpoint], Field(max_length=16)]
+    observed: Endpoint | None = None
+    curve_key: Z85Key
+
+
+class Chat(WireModel):
+    kind: Literal["chat"] = "chat"
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+
+
+class Ping(WireModel):
+    kind: Literal["ping"] = "ping"
+    stamp: int
+
+
+class Pong(WireModel):
+    kind: Literal["pong"] = "pong"
+    stamp: int
+
+
+class Bye(WireModel):
+    kind: Literal["bye"] = "bye"
+
+
+class Hello(WireModel):
+    """First record on a direct link: proves the link carries the pair's keys."""
+
+    kind: Literal["hello"] = "hello"
+    nick: Nick
+
+
+PeerMessage = Annotated[Candidates | Chat | Ping | Pong | Bye | Hello, Field(discriminator="kind")]
