@@ -63,9 +63,7 @@ def _decode(adapter: TypeAdapter[T], frame: bytes, known_types: frozenset[str] |
         raise _diagnose(frame, exc, known_types) from None
 
 
-def _diagnose(  # noqa: PLR0911 - one early return per kind of badness
-    frame: bytes, exc: ValidationError, known_types: frozenset[str] | None
-) -> WireError:
+def _diagnose(frame: bytes, exc: ValidationError, known_types: frozenset[str] | None) -> WireError:
     """Slow path, bad input only: turn a failed parse into the most specific error."""
     try:
         frame.decode("utf-8")

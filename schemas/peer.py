@@ -96,3 +96,22 @@ class Hello(WireModel):
 
 
 PeerMessage = Annotated[Candidates | Chat | Ping | Pong | Bye | Hello, Field(discriminator="kind")]
+
+
+# ------------------------------------------------------------------ link control (inside CurveZMQ)
+
+PathName = Literal["lan", "direct", "punched", "fallback"]
+
+
+class LinkHello(WireModel):
+    """The dialer's first frame on a direct link; `path` names the candidate it dialed."""
+
+    kind: Literal["hello"] = "hello"
+    path: PathName
+
+
+class LinkHelloAck(WireModel):
+    kind: Literal["hello_ack"] = "hello_ack"
+
+
+LinkControl = Annotated[LinkHello | LinkHelloAck, Field(discriminator="kind")]

@@ -1,0 +1,138 @@
+"""Direct links between members: a CurveZMQ ROUTER listener guarded by ZAP, and dialers.
+
+Thin adapter. Only members whose CurveZMQ key arrived sealed after key confirmation get in:
+the ZAP handler answers from an allow-list the room core maintains (Allow/Disallow effects).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+import psutil
+import zmq
+from zmq.utils import z85
+
+from schemas.peer import Candidates, Endpoint
+
+log = logging.getLogger("sandpiper.peer")
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+ZAP_DOMAIN = b"sandpiper"
+MAX_FRAME = 64 * 1024
+_MAX_LAN_CANDIDATES = 8
+
+
+def lan_addresses() -> list[str]:
+    """This host's IPv4 addresses other than loopback (loopback only if there is nothing else)."""
+    found = []
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family.name == "AF_INET" and not address.address.startswith("127."):
+                found.append(address.address)
+    return sorted(set(found))[:_MAX_LAN_CANDIDATES] or ["127.0.0.1"]
+
+
+def local_candidates(
+    listen_host: str, port: int, observed_host: str | None, curve_key: str
+) -> Candidates:
+    """What we tell confirmed members: LAN addresses, then the address the relay saw."""
+    hosts = lan_addresses() if listen_host in ("0.0.0.0", "*", "") else [listen_host]
+    lan = [Endpoint(host=host, port=port) for host in hosts]
+    observed = None
+    if observed_host and observed_host not in hosts:
+        try:
+            usable = not ipaddress.ip_address(observed_host).is_loopback
+        except ValueError:
+            usable = False
+        if usable:
+            observed = Endpoint(host=observed_host, port=port)
+    return Candidates(lan=lan, observed=observed, curve_key=curve_key)
+
+
+class Listener:
+    """Our ROUTER for members' dials, with the ZAP handler that decides who may connect."""
+
+    def __init__(self, context: zmq.Context[Any], host: str, port: int) -> None:
+        public, secret = zmq.curve_keypair()
+        self.public_key = public.decode()
+        self._secret = secret
+        self.zap: zmq.Socket[Any] = context.socket(zmq.REP)
+        self.zap.setsockopt(zmq.LINGER, 0)
+        self.zap.bind(ZAP_ENDPOINT)
+        self.router: zmq.Socket[Any] = context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 1000)
+        self.router.setsockopt(zmq.CURVE_SERVER, 1)
+        self.router.setsockopt(zmq.CURVE_SECRETKEY, secret)
+        self.router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        bind_host = "*" if host in ("0.0.0.0", "") else host
+        self.router.bind(f"tcp://{bind_host}:{port or '*'}")
+        self.port = int(self.router.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+        self._allowed: dict[bytes, str] = {}  # raw client key -> nick
+
+    def allow(self, nick: str, client_key: str) -> None:
+        self._allowed[z85.decode(client_key)] = nick
+
+    def disallow(self, nick: str) -> None:
+        for key in [key for key, holder in self._allowed.items() if holder == nick]:
+            del self._allowed[key]
+
+    def answer_zap(self) -> None:
+        """One ZAP request: known CURVE keys get in as their nick; everyone else is refused."""
+        request = self.zap.recv_multipart()
+        version, request_id = request[0], request[1]
+        mechanism = request[5] if len(request) > 5 else b""
+        key = request[6] if len(request) > 6 else b""
+        nick = self._allowed.get(key) if mechanism == b"CURVE" else None
+        if nick is None:
+            log.info("refused a direct connection from an unknown key")
+            self.zap.send_multipart([version, request_id, b"400", b"not a member", b"", b""])
+        else:
+            self.zap.send_multipart([version, request_id, b"200", b"OK", nick.encode(), b""])
+
+    def receive(self) -> tuple[bytes, str | None, bytes] | None:
+        """(routing id, authenticated nick, frame), or None for a frame not of that shape."""
+        frames = self.router.recv_multipart(copy=False)
+        if len(frames) != 2:
+            return None
+        try:
+            nick = frames[1].get("User-Id")
+        except zmq.ZMQError:
+            nick = None
+        return frames[0].bytes, nick or None, frames[1].bytes
+
+    def send(self, routing_id: bytes, frame: bytes) -> None:
+        try:
+            self.router.send_multipart([routing_id, frame], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.debug("dropped a frame to a vanished link: %s", exc)
+
+    def curve_options(self) -> dict[int, bytes]:
+        """Options that make a dialer present our key as its CURVE client key."""
+        return {
+            zmq.CURVE_PUBLICKEY: self.public_key.encode(),
+            zmq.CURVE_SECRETKEY: self._secret,
+        }
+
+    def close(self) -> None:
+        self.router.close()
+        self.zap.close(linger=0)
+
+
+def dial(
+    context: zmq.Context[Any], endpoint: Endpoint, server_key: str, client_options: dict[int, bytes]
+) -> zmq.Socket[Any]:
+    """A DEALER to a member's listener, authenticated both ways by CurveZMQ."""
+    dealer: zmq.Socket[Any] = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 1000)
+    dealer.setsockopt(zmq.RECONNECT_IVL, 100)
+    dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+    dealer.setsockopt(zmq.CURVE_SERVERKEY, server_key.encode())
+    for option, value in client_options.items():
+        dealer.setsockopt(option, value)
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    dealer.connect(f"tcp://{host}:{endpoint.port}")
+    return dealer

@@ -1,0 +1,163 @@
+"""The member process: relay connection, listener, dialers and typed input in one ZMQ loop.
+
+Thin adapter around RoomCore: it reads the clock once per pass, feeds the core what arrived,
+and performs the effects the core returns. Input comes from another thread over an inproc
+PAIR socket: `L<line>` for a typed line, `E` for end of input, `Q` to leave.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from peer.links import Listener, dial
+from peer.relay_client import RelayConnection
+from peer.room import (
+    Allow,
+    Dial,
+    Disallow,
+    Effect,
+    Hangup,
+    InLink,
+    OutLink,
+    Quit,
+    RoomCore,
+    Show,
+    ToLink,
+    ToRelay,
+)
+
+log = logging.getLogger("sandpiper.peer")
+INPUT_ENDPOINT = "inproc://sandpiper-input"
+_MAX_WAIT = 0.5
+
+
+@dataclass
+class NodeParts:
+    context: zmq.Context[Any]
+    relay: RelayConnection
+    listener: Listener
+    core: RoomCore
+
+
+class Node:
+    def __init__(self, parts: NodeParts, show: Callable[[dict[str, Any]], None]) -> None:
+        self.context = parts.context
+        self.relay = parts.relay
+        self.listener = parts.listener
+        self.core = parts.core
+        self.show = show
+        self.dialers: dict[int, zmq.Socket[Any]] = {}
+        self.exit_code: int | None = None
+        self.input: zmq.Socket[Any] = self.context.socket(zmq.PAIR)
+        self.input.setsockopt(zmq.LINGER, 0)
+        self.input.bind(INPUT_ENDPOINT)
+        self.poller = zmq.Poller()
+        for sock in (self.relay.socket, self.listener.router, self.listener.zap, self.input):
+            self.poller.register(sock, zmq.POLLIN)
+
+    def perform(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, ToRelay):
+                try:
+                    self.relay.send(effect.request)
+                except zmq.Again:
+                    log.warning("relay queue full; a request was dropped")
+            elif isinstance(effect, ToLink):
+                self._send_link(effect)
+            elif isinstance(effect, Dial):
+                dealer = dial(
+                    self.context, effect.endpoint, effect.server_key, self.listener.curve_options()
+                )
+                dealer.send(effect.hello)
+                self.dialers[effect.attempt] = dealer
+                self.poller.register(dealer, zmq.POLLIN)
+            elif isinstance(effect, Hangup):
+                dealer = self.dialers.pop(effect.attempt, None)
+                if dealer is not None:
+                    self.poller.unregister(dealer)
+                    dealer.close(linger=0)
+            elif isinstance(effect, Allow):
+                self.listener.allow(effect.nick, effect.client_key)
+            elif isinstance(effect, Disallow):
+                self.listener.disallow(effect.nick)
+            elif isinstance(effect, Show):
+                self.show(effect.event)
+            elif isinstance(effect, Quit):
+                self.exit_code = effect.code
+
+    def _send_link(self, effect: ToLink) -> None:
+        link = effect.link
+        if isinstance(link, InLink):
+            self.listener.send(link.routing_id, effect.frame)
+            return
+        dealer = self.dialers.get(link.attempt)
+        if dealer is None:
+            return
+        try:
+            dealer.send(effect.frame, zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("link to a member is congested; a frame was dropped")
+
+    def run(self) -> int:
+        """Until the core quits; returns the exit code."""
+        for message in self.relay.early:
+            self.perform(self.core.on_relay(message, time.monotonic()))
+        self.relay.early.clear()
+        try:
+            while self.exit_code is None:
+                self._pass()
+        except KeyboardInterrupt:
+            self.perform(self.core.leave(time.monotonic(), 0))
+        return self.exit_code if self.exit_code is not None else 0
+
+    def _pass(self) -> None:
+        now = time.monotonic()
+        deadline = self.core.next_deadline()
+        if deadline is not None and now >= deadline:
+            self.perform(self.core.tick(now))
+            deadline = self.core.next_deadline()
+        wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
+        ready = dict(self.poller.poll(wait * 1000))
+        now = time.monotonic()
+        if self.listener.zap in ready:
+            self.listener.answer_zap()
+        if self.relay.socket in ready:
+            while (message := self.relay.receive()) is not None:
+                self.perform(self.core.on_relay(message, now))
+        if self.listener.router in ready:
+            while self.listener.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                received = self.listener.receive()
+                if received is not None:
+                    routing_id, nick, frame = received
+                    self.perform(self.core.on_link_frame(InLink(routing_id), nick, frame, now))
+        for attempt, dealer in list(self.dialers.items()):
+            if dealer in ready:
+                while self.dialers.get(attempt) is dealer and dealer.poll(0):
+                    frame = dealer.recv()
+                    self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
+        if self.input in ready:
+            self._on_input(self.input.recv(), now)
+
+    def _on_input(self, message: bytes, now: float) -> None:
+        kind, body = message[:1], message[1:]
+        if kind == b"L":
+            self.perform(self.core.on_input(body.decode("utf-8", "replace"), now))
+        elif kind == b"E":
+            self.perform(self.core.on_end_of_input(now))
+        elif kind == b"Q":
+            self.perform(self.core.leave(now, 0))
+
+    def close(self) -> None:
+        """Let goodbyes drain (sockets linger briefly), then release everything."""
+        for dealer in self.dialers.values():
+            dealer.close(linger=1000)
+        self.dialers.clear()
+        self.relay.close(linger_ms=1000)
+        self.listener.close()
+        self.input.close(linger=0)

@@ -1,0 +1,203 @@
+"""One pair of members: PAKE, key confirmation, sealed candidates, and sealed record streams.
+
+Pure. A session starts keyed by nothing; `send_record` is impossible (raises) until the other
+side has proven the same secret, so no plaintext can leave before a key is confirmed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from enum import Enum
+
+from pydantic import TypeAdapter, ValidationError
+
+from peer.crypto import (
+    CONFIRM_SIZE,
+    CryptoError,
+    Entropy,
+    Opener,
+    PairKeys,
+    PakeExchange,
+    Sealer,
+    WrongSecret,
+    check_confirmation,
+    derive_pair_keys,
+)
+from schemas.codec import encode
+from schemas.peer import (
+    Candidates,
+    KeyConfirmation,
+    PakeMessage,
+    PeerMessage,
+    SealedSignal,
+    SignalBody,
+)
+
+_SIGNAL_BODY: TypeAdapter[SignalBody] = TypeAdapter(SignalBody)
+_PEER_MESSAGE: TypeAdapter[PeerMessage] = TypeAdapter(PeerMessage)
+
+
+class Phase(Enum):
+    KEYING = "keying"
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+class NotConfirmed(Exception):
+    """Sealing was asked of a session whose key is not confirmed (a bug, never input)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalOut:
+    """Send `payload` (already base64) to `to` through the relay."""
+
+    to: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """The other side proved the secret and sent how to reach it."""
+
+    nick: str
+    candidates: Candidates
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """The other side holds a different secret (wrong code or password, or a guesser)."""
+
+    nick: str
+
+
+SessionEffect = SignalOut | Verified | Mismatch
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
+def unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text.encode())
+    except ValueError as exc:
+        raise CryptoError("bad base64") from exc
+
+
+def encode_signal(body: PakeMessage | KeyConfirmation | SealedSignal) -> str:
+    return b64(encode(body))
+
+
+def decode_signal(payload: str) -> SignalBody:
+    try:
+        return _SIGNAL_BODY.validate_json(unb64(payload))
+    except ValidationError as exc:
+        raise CryptoError("malformed signal body") from exc
+
+
+def decode_peer_message(plaintext: bytes) -> PeerMessage:
+    try:
+        return _PEER_MESSAGE.validate_json(plaintext)
+    except ValidationError as exc:
+        raise CryptoError("malformed peer message") from exc
+
+
+class PairSession:
+    def __init__(
+        self,
+        me: str,
+        them: str,
+        room_code: str,
+        password: bytes,
+        candidates: Candidates,
+        *,
+        entropy: Entropy = os.urandom,
+    ) -> None:
+        self.me, self.them, self.room_code = me, them, room_code
+        self.phase = Phase.KEYING
+        self._candidates = candidates
+        self._pake = PakeExchange(password, room_code, entropy=entropy)
+        self._keys: PairKeys | None = None
+        self._early_confirmation: bytes | None = None
+        self._signal_out: Sealer | None = None
+        self._signal_in: Opener | None = None
+        self._link_out: Sealer | None = None
+        self._link_in: Opener | None = None
+        self.remote_candidates: Candidates | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.phase is Phase.CONFIRMED
+
+    def start(self) -> list[SessionEffect]:
+        return [SignalOut(self.them, encode_signal(PakeMessage(msg=b64(self._pake.outbound))))]
+
+    def on_signal(self, payload: str) -> list[SessionEffect]:
+        """A relay `signal` from the other side; CryptoError for anything that does not fit."""
+        if self.phase is Phase.FAILED:
+            return []
+        body = decode_signal(payload)
+        if isinstance(body, PakeMessage):
+            return self._on_pake(unb64(body.msg))
+        if isinstance(body, KeyConfirmation):
+            return self._on_confirmation(unb64(body.mac))
+        return self._on_sealed(unb64(body.record))
+
+    def _on_pake(self, message: bytes) -> list[SessionEffect]:
+        if self._keys is not None:
+            raise CryptoError("a second PAKE message in one session")
+        shared = self._pake.finish(message)
+        keys = self._keys = derive_pair_keys(shared, self.room_code, self.me, self.them)
+        self.phase = Phase.CONFIRMING
+        effects: list[SessionEffect] = [
+            SignalOut(self.them, encode_signal(KeyConfirmation(mac=b64(keys.confirm_out))))
+        ]
+        if self._early_confirmation is not None:
+            effects.extend(self._on_confirmation(self._early_confirmation))
+        return effects
+
+    def _on_confirmation(self, mac: bytes) -> list[SessionEffect]:
+        if len(mac) != CONFIRM_SIZE:
+            raise CryptoError("malformed key confirmation")
+        if self._keys is None:
+            # Signals from one sender arrive in order, so this only happens if the other side
+            # misbehaves; keep it until our PAKE finishes rather than guess.
+            self._early_confirmation = mac
+            return []
+        if self.phase is not Phase.CONFIRMING:
+            raise CryptoError("a second key confirmation in one session")
+        try:
+            check_confirmation(self._keys, mac)
+        except WrongSecret:
+            self.phase = Phase.FAILED
+            return [Mismatch(self.them)]
+        keys = self._keys
+        self.phase = Phase.CONFIRMED
+        self._signal_out, self._signal_in = Sealer(keys.signal.send), Opener(keys.signal.receive)
+        self._link_out, self._link_in = Sealer(keys.link.send), Opener(keys.link.receive)
+        record = self._signal_out.seal(encode(self._candidates))
+        return [SignalOut(self.them, encode_signal(SealedSignal(record=b64(record))))]
+
+    def _on_sealed(self, record: bytes) -> list[SessionEffect]:
+        if self._signal_in is None:
+            raise CryptoError("a sealed signal before key confirmation")
+        message = decode_peer_message(self._signal_in.open(record))
+        if not isinstance(message, Candidates) or self.remote_candidates is not None:
+            raise CryptoError("unexpected sealed signal")
+        self.remote_candidates = message
+        return [Verified(self.them, message)]
+
+    def seal_link(self, message: PeerMessage) -> bytes:
+        """One record for the direct link; NotConfirmed until the key is confirmed."""
+        if self._link_out is None:
+            raise NotConfirmed(f"no confirmed key with {self.them}")
+        return self._link_out.seal(encode(message))
+
+    def open_link(self, record: bytes) -> PeerMessage:
+        """The message in a link record; CryptoError for forgeries, replays and reordering."""
+        if self._link_in is None:
+            raise CryptoError("a link record before key confirmation")
+        return decode_peer_message(self._link_in.open(record))

@@ -1,0 +1,170 @@
+"""Wiring for `sandpiper create` / `join`: relay, listener, room core, node, terminal."""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+from pydantic import TypeAdapter, ValidationError
+
+from peer.crypto import pake_password
+from peer.invite import Invite, generate_secret, parse_invite
+from peer.links import Listener, local_candidates
+from peer.node import INPUT_ENDPOINT, Node, NodeParts
+from peer.relay_client import RelayConnection, RelayRefused, RelayUnavailable, first_answering
+from peer.room import PeerSettings, RoomCore
+from peer.ui import JsonOutput, RichOutput, pump_lines
+from schemas.fields import Nick
+from schemas.relay import CreateRoom, LookupRoom, RegisterPeer, RoomCreated, RoomInfo
+
+_NICK: TypeAdapter[str] = TypeAdapter(Nick)
+DEFAULT_RELAYS = ["127.0.0.1:8000"]
+"""Tried in order when no relay is configured (the local topology of `make run`)."""
+
+
+@dataclass(frozen=True)
+class MemberOptions:
+    nick: str
+    relays: list[str]
+    password: str
+    json: bool
+    listen_host: str
+    listen_port: int
+    relay_timeout: float
+    settings: PeerSettings
+
+
+def default_nick() -> str:
+    try:
+        return _NICK.validate_python(getpass.getuser()[:32])
+    except (ValidationError, OSError, KeyError):
+        return "guest"
+
+
+def check_nick(nick: str) -> str:
+    try:
+        return _NICK.validate_python(nick)
+    except ValidationError:
+        raise ValueError(
+            "a nick is 1-32 printable characters without leading or trailing spaces"
+        ) from None
+
+
+def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bool) -> int:
+    """Create (invite_text None) or join a room, then chat until leaving; the exit code."""
+    show: Any = JsonOutput() if options.json else RichOutput(options.nick)
+    context: zmq.Context[Any] = zmq.Context()
+    listener = Listener(context, options.listen_host, options.listen_port)
+    try:
+        started = _enter_room(context, options, invite_text, open_room, show)
+        if started is None:
+            listener.close()
+            return 1
+        relay, invite, observed_host, members = started
+        candidates = local_candidates(
+            options.listen_host, listener.port, observed_host, listener.public_key
+        )
+        core = RoomCore(
+            me=options.nick,
+            room_code=invite.room_code,
+            password=pake_password(invite.secret, options.password),
+            candidates=candidates,
+            authoritative=invite_text is None,
+            settings=options.settings,
+        )
+        node = Node(NodeParts(context, relay, listener, core), show)
+        node.perform(core.start(members, time.monotonic()))
+        scripted = options.json or not sys.stdin.isatty()
+        try:
+            code = _run_scripted(node, context) if scripted else _run_interactive(node, context)
+        finally:
+            node.close()
+        return code
+    finally:
+        context.term()
+
+
+def _enter_room(
+    context: zmq.Context[Any],
+    options: MemberOptions,
+    invite_text: str | None,
+    open_room: bool,
+    show: Any,
+) -> tuple[RelayConnection, Invite, str | None, list[str]] | None:
+    try:
+        if invite_text is None:
+            request = CreateRoom(type="create_room", nick=options.nick)
+            relay, reply = first_answering(context, options.relays, request, options.relay_timeout)
+            assert isinstance(reply, RoomCreated)
+            invite = Invite(
+                reply.code, "" if open_room else generate_secret(secrets.SystemRandom())
+            )
+            show({"event": "room_created", "code": str(invite), "open": invite.is_open})
+            return relay, invite, reply.observed_host, []
+        invite = parse_invite(invite_text)
+        request = RegisterPeer(type="register_peer", code=invite.room_code, nick=options.nick)
+        relay, registered = first_answering(context, options.relays, request, options.relay_timeout)
+        info = relay.ask(
+            LookupRoom(type="lookup_room", code=invite.room_code), options.relay_timeout
+        )
+        assert isinstance(info, RoomInfo)
+        members = [peer.nick for peer in info.peers if peer.nick != options.nick]
+        show({"event": "joined", "room": invite.room_code, "open": invite.is_open})
+        return relay, invite, getattr(registered, "observed_host", None), members
+    except (RelayUnavailable, TimeoutError, ValueError) as exc:
+        show({"event": "error", "message": str(exc)})
+    except RelayRefused as exc:
+        show({"event": "error", "message": _explain(exc), "code": str(exc.code)})
+    return None
+
+
+def _explain(refusal: RelayRefused) -> str:
+    return {
+        "room_not_found": "no such room on this relay: check the code (rooms expire after a day)",
+        "nick_taken": "that nick is taken in this room; choose another with --nick",
+        "room_full": "the room is full",
+        "room_locked": "the room accepts no new members (too many wrong codes were tried)",
+        "rate_limited": "the relay is rate-limiting this address; try again in a minute",
+    }.get(str(refusal.code), f"the relay refused: {refusal.message}")
+
+
+def _run_scripted(node: Node, context: zmq.Context[Any]) -> int:
+    pump_lines(context, sys.stdin)
+    return node.run()
+
+
+def _run_interactive(node: Node, context: zmq.Context[Any]) -> int:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    session: PromptSession[str] = PromptSession()
+    sender = context.socket(zmq.PAIR)
+    sender.connect(INPUT_ENDPOINT)
+    result: dict[str, int] = {}
+
+    def network() -> None:
+        result["code"] = node.run()
+        app = session.app
+        if app.is_running:
+            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))  # type: ignore[union-attr]
+
+    thread = threading.Thread(target=network, name="network", daemon=True)
+    with patch_stdout(raw=True):
+        thread.start()
+        while thread.is_alive():
+            try:
+                line = session.prompt(f"{node.core.me}> ")
+            except (KeyboardInterrupt, EOFError):
+                if thread.is_alive():
+                    sender.send(b"Q")
+                break
+            sender.send(b"L" + line.encode("utf-8", "replace"))
+        thread.join(timeout=10)
+    sender.close(linger=0)
+    return result.get("code", 0)

@@ -1,0 +1,181 @@
+"""Room cores of several members wired to each other in memory, on a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peer.crypto import pake_password
+from peer.room import (
+    Allow,
+    Dial,
+    Disallow,
+    Hangup,
+    InLink,
+    OutLink,
+    PeerSettings,
+    Quit,
+    RoomCore,
+    Show,
+    ToLink,
+    ToRelay,
+)
+from schemas.peer import Candidates, Endpoint
+from schemas.relay import (
+    LeaveRoom,
+    PeerInfo,
+    PeerJoined,
+    PeerLeft,
+    ReceivedSignal,
+    SendSignal,
+)
+
+ROOM = "pine-ocean-42"
+KEYS = {name: (name[0].upper() * 40) for name in ("alice", "bob", "carol", "eve")}
+
+
+class Mesh:
+    """Delivers effects between cores the way the relay and direct links would."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.cores: dict[str, RoomCore] = {}
+        self.shown: dict[str, list[dict[str, Any]]] = {}
+        self.quit: dict[str, int] = {}
+        self.relay_log: list[tuple[str, Any]] = []
+        self.allowed: dict[str, dict[str, str]] = {}
+        self.dials: dict[tuple[str, int], tuple[str, bytes]] = {}  # (dialer, attempt) -> peer
+        self.reachable = True
+        self.refused: list[tuple[str, Any]] = []
+        self.queue: list[tuple[str, Any]] = []
+
+    def add(self, nick: str, secret: str = "amber-falcon", creator: bool = False) -> RoomCore:
+        candidates = Candidates(
+            lan=[Endpoint(host="10.0.0.1", port=1000 + len(self.cores))], curve_key=KEYS[nick]
+        )
+        core = RoomCore(
+            me=nick,
+            room_code=ROOM,
+            password=pake_password(secret),
+            candidates=candidates,
+            authoritative=creator,
+            settings=PeerSettings(),
+        )
+        existing = list(self.cores)
+        self.cores[nick] = core
+        self.shown[nick] = []
+        self.allowed[nick] = {}
+        self.queue += [(nick, e) for e in core.start(existing, self.now)]
+        for other in existing:
+            push = PeerJoined(code=ROOM, peer=PeerInfo(nick=nick))
+            self.queue += [(other, e) for e in self.cores[other].on_relay(push, self.now)]
+        self.run()
+        return core
+
+    def run(self) -> None:
+        for _ in range(10_000):
+            if not self.queue:
+                return
+            owner, effect = self.queue.pop(0)
+            self.perform(owner, effect)
+        raise AssertionError("effects never settled")
+
+    def perform(self, owner: str, effect: Any) -> None:
+        if isinstance(effect, Show):
+            self.shown[owner].append(effect.event)
+        elif isinstance(effect, Quit):
+            self.quit[owner] = effect.code
+        elif isinstance(effect, ToRelay):
+            self.relay_log.append((owner, effect.request))
+            request = effect.request
+            if isinstance(request, SendSignal) and request.to in self.cores:
+                push = ReceivedSignal(code=ROOM, from_=owner, payload=request.payload)
+                self.queue += [
+                    (request.to, e) for e in self.cores[request.to].on_relay(push, self.now)
+                ]
+            if isinstance(request, LeaveRoom):
+                for other in self.cores:
+                    if other != owner and other not in self.quit:
+                        push = PeerLeft(code=ROOM, nick=owner, reason="left")
+                        self.queue += [
+                            (other, e) for e in self.cores[other].on_relay(push, self.now)
+                        ]
+        elif isinstance(effect, Allow):
+            self.allowed[owner][effect.client_key] = effect.nick
+            retry, self.refused = self.refused, []
+            self.queue += retry
+        elif isinstance(effect, Disallow):
+            self.allowed[owner] = {k: v for k, v in self.allowed[owner].items() if v != effect.nick}
+        elif isinstance(effect, Dial):
+            target = next(n for n, key in KEYS.items() if key == effect.server_key)
+            if not self.reachable:
+                return  # nobody answers: the attempt times out
+            if KEYS[owner] not in self.allowed[target]:
+                self.refused.append((owner, effect))  # ZAP says no; ZMQ retries the handshake
+                return
+            routing_id = f"{owner}#{effect.attempt}".encode()
+            self.dials[(owner, effect.attempt)] = (target, routing_id)
+            self.queue += [
+                (target, e)
+                for e in self.cores[target].on_link_frame(
+                    InLink(routing_id), owner, effect.hello, self.now
+                )
+            ]
+        elif isinstance(effect, Hangup):
+            self.dials.pop((owner, effect.attempt), None)
+        elif isinstance(effect, ToLink):
+            link = effect.link
+            if isinstance(link, OutLink):
+                if (owner, link.attempt) not in self.dials:
+                    return
+                target, routing_id = self.dials[(owner, link.attempt)]
+                self.queue += [
+                    (target, e)
+                    for e in self.cores[target].on_link_frame(
+                        InLink(routing_id), owner, effect.frame, self.now
+                    )
+                ]
+            else:
+                dialer, attempt = link.routing_id.decode().split("#")
+                if (dialer, int(attempt)) in self.dials:
+                    self.queue += [
+                        (dialer, e)
+                        for e in self.cores[dialer].on_link_frame(
+                            OutLink(int(attempt)), None, effect.frame, self.now
+                        )
+                    ]
+
+    def advance(self, seconds: float, step: float = 0.25) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            for nick, core in self.cores.items():
+                if nick not in self.quit:
+                    self.queue += [(nick, e) for e in core.tick(self.now)]
+            self.run()
+
+    def say(self, nick: str, line: str) -> None:
+        self.queue += [(nick, e) for e in self.cores[nick].on_input(line, self.now)]
+        self.run()
+
+    def events(self, nick: str, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.shown[nick] if e["event"] == kind]
+
+
+def test_two_members_key_connect_and_chat_both_ways() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    assert mesh.events("alice", "connected") == [
+        {"event": "connected", "nick": "bob", "path": "lan"}
+    ]
+    assert mesh.events("bob", "connected") == [
+        {"event": "connected", "nick": "alice", "path": "lan"}
+    ]
+    mesh.say("alice", "hello bob")
+    mesh.say("bob", "hi alice")
+    assert mesh.events("bob", "message") == [
+        {"event": "message", "from": "alice", "text": "hello bob"}
+    ]
+    assert mesh.events("alice", "message") == [
+        {"event": "message", "from": "bob", "text": "hi alice"}
+    ]
