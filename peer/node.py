@@ -15,9 +15,7 @@ from typing import Any
 
 import zmq
 
-from peer.links import Listener, dial
-from peer.relay_client import RelayConnection
-from peer.room import (
+from peer.effects import (
     Allow,
     Dial,
     Disallow,
@@ -26,11 +24,13 @@ from peer.room import (
     InLink,
     OutLink,
     Quit,
-    RoomCore,
     Show,
     ToLink,
     ToRelay,
 )
+from peer.links import Listener, dial
+from peer.relay_client import RelayConnection
+from peer.room import RoomCore
 
 log = logging.getLogger("sandpiper.peer")
 INPUT_ENDPOINT = "inproc://sandpiper-input"

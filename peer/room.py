@@ -14,8 +14,21 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from peer.crypto import CryptoError, Entropy
+from peer.effects import (
+    Allow,
+    Dial,
+    Disallow,
+    Effect,
+    Hangup,
+    InLink,
+    Link,
+    OutLink,
+    Quit,
+    Show,
+    ToLink,
+    ToRelay,
+)
 from peer.session import Mismatch, PairSession, SignalOut, Verified
-from schemas.base import WireModel
 from schemas.codec import encode
 from schemas.peer import (
     MAX_TEXT,
@@ -64,74 +77,6 @@ class PeerSettings:
     """After the relay reports a member left, how long its direct link may still deliver."""
     max_failures: int = 3
     """Wrong-secret attempts before the room is locked against new joiners."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutLink:
-    """Our dial `attempt` to a member's listener (a DEALER of ours)."""
-
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class InLink:
-    """A member's dial into our listener, known by its ROUTER routing id."""
-
-    routing_id: bytes
-
-
-Link = OutLink | InLink
-
-
-@dataclass(frozen=True, slots=True)
-class ToRelay:
-    request: WireModel
-
-
-@dataclass(frozen=True, slots=True)
-class Dial:
-    nick: str
-    attempt: int
-    endpoint: Endpoint
-    server_key: str
-    hello: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class ToLink:
-    link: Link
-    frame: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Allow:
-    """Let `nick`'s CurveZMQ client key into our listener (ZAP)."""
-
-    nick: str
-    client_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Disallow:
-    nick: str
-
-
-@dataclass(frozen=True, slots=True)
-class Show:
-    event: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Quit:
-    code: int
-
-
-Effect = ToRelay | Dial | Hangup | ToLink | Allow | Disallow | Show | Quit
 
 
 @dataclass
@@ -387,7 +332,7 @@ class RoomCore:
         peer.server_key = candidates.curve_key
         peer.candidates = self._dial_order(candidates)
         allow: list[Effect] = [Allow(peer.nick, candidates.curve_key)]
-        if self.me < peer.nick:
+        if peer.session.dials_first:
             return [*allow, *self._dial_next(peer, now)]
         # One side dials first so that both end up on one connection; the other dials only if
         # nothing has come in by the time the first side has tried all our addresses.

@@ -178,8 +178,19 @@ class PairSession:
         self.phase = Phase.CONFIRMED
         self._signal_out, self._signal_in = Sealer(keys.signal.send), Opener(keys.signal.receive)
         self._link_out, self._link_in = Sealer(keys.link.send), Opener(keys.link.receive)
+        # The side that dials first (lower nick) sends its candidates at once; the other sends
+        # its own only after it has the dialer's key, so the dialer is never refused by ZAP
+        # (libzmq does not retry a connection its peer refused).
+        return [self._send_candidates()] if self.dials_first else []
+
+    @property
+    def dials_first(self) -> bool:
+        return self.me < self.them
+
+    def _send_candidates(self) -> SignalOut:
+        assert self._signal_out is not None  # only called once confirmed
         record = self._signal_out.seal(encode(self._candidates))
-        return [SignalOut(self.them, encode_signal(SealedSignal(record=b64(record))))]
+        return SignalOut(self.them, encode_signal(SealedSignal(record=b64(record))))
 
     def _on_sealed(self, record: bytes) -> list[SessionEffect]:
         if self._signal_in is None:
@@ -188,7 +199,8 @@ class PairSession:
         if not isinstance(message, Candidates) or self.remote_candidates is not None:
             raise CryptoError("unexpected sealed signal")
         self.remote_candidates = message
-        return [Verified(self.them, message)]
+        verified: list[SessionEffect] = [Verified(self.them, message)]
+        return verified if self.dials_first else [*verified, self._send_candidates()]
 
     def seal_link(self, message: PeerMessage) -> bytes:
         """One record for the direct link; NotConfirmed until the key is confirmed."""

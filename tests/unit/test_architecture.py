@@ -16,6 +16,12 @@ PURE_CORES = [
     "broker/codes.py",
     "broker/words.py",
     "broker/settings.py",
+    "peer/crypto.py",
+    "peer/session.py",
+    "peer/room.py",
+    "peer/effects.py",
+    "peer/invite.py",
+    "peer/words.py",
 ]
 FORBIDDEN_IN_CORES = {"zmq", "time", "asyncio", "rich", "typer", "socket", "threading"}
 PACKAGES = ["schemas", "broker", "peer", "fallback", "sandpiper"]

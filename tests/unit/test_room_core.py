@@ -5,20 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from peer.crypto import pake_password
-from peer.room import (
+from peer.effects import (
     Allow,
     Dial,
     Disallow,
     Hangup,
     InLink,
     OutLink,
-    PeerSettings,
     Quit,
-    RoomCore,
     Show,
     ToLink,
     ToRelay,
 )
+from peer.room import PeerSettings, RoomCore
 from schemas.peer import Candidates, Endpoint
 from schemas.relay import (
     LeaveRoom,

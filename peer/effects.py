@@ -1,0 +1,77 @@
+"""What the room core asks of its adapter: relay requests, dials, link frames, output, quitting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.base import WireModel
+from schemas.peer import Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class OutLink:
+    """Our dial `attempt` to a member's listener (a DEALER of ours)."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class InLink:
+    """A member's dial into our listener, known by its ROUTER routing id."""
+
+    routing_id: bytes
+
+
+Link = OutLink | InLink
+
+
+@dataclass(frozen=True, slots=True)
+class ToRelay:
+    request: WireModel
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    nick: str
+    attempt: int
+    endpoint: Endpoint
+    server_key: str
+    hello: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToLink:
+    link: Link
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    """Let `nick`'s CurveZMQ client key into our listener (ZAP)."""
+
+    nick: str
+    client_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disallow:
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    code: int
+
+
+Effect = ToRelay | Dial | Hangup | ToLink | Allow | Disallow | Show | Quit
