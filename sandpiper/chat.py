@@ -87,7 +87,9 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
             node.close()
         return code
     finally:
-        context.term()
+        # The stdin thread may still hold its socket, blocked on a read that never ends;
+        # sockets already closed keep their linger (goodbyes drain), the rest are cut.
+        context.destroy(linger=0)
 
 
 def _enter_room(

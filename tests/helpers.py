@@ -191,3 +191,89 @@ class EventWatcher:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+
+
+class Member:
+    """`sandpiper create|join --json` as a child process; events read by a thread."""
+
+    def __init__(self, relay: RelayProcess, *args: str, env: dict[str, str] | None = None):
+        import queue
+        import threading
+
+        relay_address = relay.endpoint.removeprefix("tcp://")
+        command = [
+            *sandpiper_command(),
+            *args,
+            "--json",
+            "--relay",
+            relay_address,
+            "--listen-host",
+            "127.0.0.1",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+        self.events: list[dict[str, Any]] = []
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self._queue.put(json.loads(raw))
+
+    def wait_event(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+    ) -> dict[str, Any]:
+        import queue
+
+        for event in self.events:
+            if match(event):
+                return event
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            self.events.append(event)
+            if match(event):
+                return event
+        raise AssertionError(f"no matching event within {timeout}s; saw {self.events}")
+
+    def event(self, kind: str, timeout: float = 15.0, **fields: Any) -> dict[str, Any]:
+        return self.wait_event(
+            lambda e: e.get("event") == kind and all(e.get(k) == v for k, v in fields.items()),
+            timeout,
+        )
+
+    def say(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def end_input(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    def wait(self, timeout: float = 20.0) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def create_room(relay: RelayProcess, nick: str = "alice", *extra: str) -> tuple[Member, str]:
+    member = Member(relay, "create", "--nick", nick, *extra)
+    return member, member.event("room_created")["code"]
