@@ -274,6 +274,8 @@ class Member:
             self.process.wait(timeout=10)
 
 
-def create_room(relay: RelayProcess, nick: str = "alice", *extra: str) -> tuple[Member, str]:
-    member = Member(relay, "create", "--nick", nick, *extra)
+def create_room(
+    relay: RelayProcess, nick: str = "alice", *extra: str, env: dict[str, str] | None = None
+) -> tuple[Member, str]:
+    member = Member(relay, "create", "--nick", nick, *extra, env=env)
     return member, member.event("room_created")["code"]
