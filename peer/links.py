@@ -22,6 +22,7 @@ ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = b"sandpiper"
 MAX_FRAME = 64 * 1024
 _MAX_LAN_CANDIDATES = 8
+_MAX_REMEMBERED_LINKS = 1024
 
 
 def lan_addresses() -> list[str]:
@@ -72,6 +73,7 @@ class Listener:
         self.router.bind(f"tcp://{bind_host}:{port or '*'}")
         self.port = int(self.router.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
         self._allowed: dict[bytes, str] = {}  # raw client key -> nick
+        self._nicks: dict[bytes, str] = {}  # routing id -> nick ZAP authenticated
 
     def allow(self, nick: str, client_key: str) -> None:
         self._allowed[z85.decode(client_key)] = nick
@@ -79,6 +81,8 @@ class Listener:
     def disallow(self, nick: str) -> None:
         for key in [key for key, holder in self._allowed.items() if holder == nick]:
             del self._allowed[key]
+        for routing_id in [rid for rid, holder in self._nicks.items() if holder == nick]:
+            del self._nicks[routing_id]
 
     def answer_zap(self) -> None:
         """One ZAP request: known CURVE keys get in as their nick; everyone else is refused."""
@@ -94,15 +98,30 @@ class Listener:
             self.zap.send_multipart([version, request_id, b"200", b"OK", nick.encode(), b""])
 
     def receive(self) -> tuple[bytes, str | None, bytes] | None:
-        """(routing id, authenticated nick, frame), or None for a frame not of that shape."""
-        frames = self.router.recv_multipart(copy=False)
-        if len(frames) != 2:
+        """(routing id, authenticated nick, frame), or None for a frame not of that shape.
+
+        The nick ZAP gave a connection is read once (a zero-copy receive costs more than the
+        rest of the hop) and remembered by routing id; ids not made by our ROUTER are refused,
+        so a member cannot step into the id of another member's closed connection.
+        """
+        routing_id = self.router.recv()
+        nick = self._nicks.get(routing_id)
+        if nick is None:
+            frames = self.router.recv_multipart(copy=False)
+            try:
+                nick = frames[-1].get("User-Id") or None
+            except zmq.ZMQError:
+                nick = None
+            payload = [frame.bytes for frame in frames]
+            if nick is not None and len(routing_id) == 5 and routing_id[0] == 0:
+                self._nicks[routing_id] = nick
+                if len(self._nicks) > _MAX_REMEMBERED_LINKS:
+                    self._nicks.pop(next(iter(self._nicks)))
+        else:
+            payload = self.router.recv_multipart()
+        if len(payload) != 1:
             return None
-        try:
-            nick = frames[1].get("User-Id")
-        except zmq.ZMQError:
-            nick = None
-        return frames[0].bytes, nick or None, frames[1].bytes
+        return routing_id, nick, payload[0]
 
     def send(self, routing_id: bytes, frame: bytes) -> None:
         try:

@@ -8,6 +8,7 @@ PAIR socket: `L<line>` for a typed line, `E` for end of input, `Q` to leave.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +47,15 @@ class NodeParts:
 
 
 class Node:
-    def __init__(self, parts: NodeParts, show: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        parts: NodeParts,
+        show: Callable[[dict[str, Any]], None],
+        *,
+        input_fd: int | None = None,
+    ) -> None:
+        """`input_fd`: read typed lines straight from this descriptor (scripting mode), in the
+        loop itself, instead of from another thread over the inproc socket."""
         self.context = parts.context
         self.relay = parts.relay
         self.listener = parts.listener
@@ -60,6 +69,10 @@ class Node:
         self.poller = zmq.Poller()
         for sock in (self.relay.socket, self.listener.router, self.listener.zap, self.input):
             self.poller.register(sock, zmq.POLLIN)
+        self.input_fd = input_fd
+        self._partial = b""
+        if input_fd is not None:
+            self.poller.register(input_fd, zmq.POLLIN)
 
     def perform(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -131,18 +144,34 @@ class Node:
             while (message := self.relay.receive()) is not None:
                 self.perform(self.core.on_relay(message, now))
         if self.listener.router in ready:
-            while self.listener.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            while _readable(self.listener.router):
                 received = self.listener.receive()
                 if received is not None:
                     routing_id, nick, frame = received
                     self.perform(self.core.on_link_frame(InLink(routing_id), nick, frame, now))
         for attempt, dealer in list(self.dialers.items()):
             if dealer in ready:
-                while self.dialers.get(attempt) is dealer and dealer.poll(0):
+                while self.dialers.get(attempt) is dealer and _readable(dealer):
                     frame = dealer.recv()
                     self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
         if self.input in ready:
             self._on_input(self.input.recv(), now)
+        if self.input_fd is not None and self.input_fd in ready:
+            self._read_input_fd(now)
+
+    def _read_input_fd(self, now: float) -> None:
+        assert self.input_fd is not None
+        data = os.read(self.input_fd, 65_536)
+        if not data:
+            self.poller.unregister(self.input_fd)
+            self.input_fd = None
+            if self._partial:
+                self.perform(self.core.on_input(self._partial.decode("utf-8", "replace"), now))
+            self.perform(self.core.on_end_of_input(now))
+            return
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            self.perform(self.core.on_input(line.decode("utf-8", "replace"), now))
 
     def _on_input(self, message: bytes, now: float) -> None:
         kind, body = message[:1], message[1:]
@@ -161,3 +190,8 @@ class Node:
         self.relay.close(linger_ms=1000)
         self.listener.close()
         self.input.close(linger=0)
+
+
+def _readable(sock: zmq.Socket[Any]) -> bool:
+    """Cheaper than Socket.poll(0), which builds a Poller on every call."""
+    return bool(sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)

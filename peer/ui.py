@@ -13,13 +13,10 @@ import threading
 from datetime import datetime
 from typing import Any, TextIO
 
-import zmq
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-
-from peer.node import INPUT_ENDPOINT
 
 _COLOURS = [
     "cyan",
@@ -150,21 +147,3 @@ class RichOutput:
         if not event["peers"]:
             table.add_row("(nobody else yet)", "", "", "")
         self.console.print(table)
-
-
-def pump_lines(context: zmq.Context[Any], stream: TextIO) -> threading.Thread:
-    """Read lines from `stream` in a thread and hand them to the node; EOF ends input."""
-
-    def pump() -> None:
-        sender = context.socket(zmq.PAIR)
-        sender.connect(INPUT_ENDPOINT)
-        try:
-            for line in stream:
-                sender.send(b"L" + line.rstrip("\n").encode("utf-8", "replace"))
-            sender.send(b"E")
-        finally:
-            sender.close(linger=1000)
-
-    thread = threading.Thread(target=pump, name="stdin", daemon=True)
-    thread.start()
-    return thread

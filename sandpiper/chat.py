@@ -19,7 +19,7 @@ from peer.links import Listener, local_candidates
 from peer.node import INPUT_ENDPOINT, Node, NodeParts
 from peer.relay_client import RelayConnection, RelayRefused, RelayUnavailable, first_answering
 from peer.room import PeerSettings, RoomCore
-from peer.ui import JsonOutput, RichOutput, pump_lines
+from peer.ui import JsonOutput, RichOutput
 from schemas.fields import Nick
 from schemas.relay import CreateRoom, LookupRoom, RegisterPeer, RoomCreated, RoomInfo
 
@@ -78,11 +78,12 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
             authoritative=invite_text is None,
             settings=options.settings,
         )
-        node = Node(NodeParts(context, relay, listener, core), show)
-        node.perform(core.start(members, time.monotonic()))
         scripted = options.json or not sys.stdin.isatty()
+        input_fd = sys.stdin.fileno() if scripted else None
+        node = Node(NodeParts(context, relay, listener, core), show, input_fd=input_fd)
+        node.perform(core.start(members, time.monotonic()))
         try:
-            code = _run_scripted(node, context) if scripted else _run_interactive(node, context)
+            code = node.run() if scripted else _run_interactive(node, context)
         finally:
             node.close()
         return code
@@ -134,11 +135,6 @@ def _explain(refusal: RelayRefused) -> str:
         "room_locked": "the room accepts no new members (too many wrong codes were tried)",
         "rate_limited": "the relay is rate-limiting this address; try again in a minute",
     }.get(str(refusal.code), f"the relay refused: {refusal.message}")
-
-
-def _run_scripted(node: Node, context: zmq.Context[Any]) -> int:
-    pump_lines(context, sys.stdin)
-    return node.run()
 
 
 def _run_interactive(node: Node, context: zmq.Context[Any]) -> int:
