@@ -2,6 +2,9 @@
 
 import sys
 
-from bench import relay_bench
+from bench import peer_bench, relay_bench
 
-sys.exit(relay_bench.main(sys.argv[1:]))
+status = relay_bench.main([])
+print()
+status |= peer_bench.main([])
+sys.exit(status)

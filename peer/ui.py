@@ -100,7 +100,9 @@ class RichOutput:
             self._line(Text("OPEN ROOM: the relay operator can read this chat.", style="bold red"))
 
     def _on_peer_joined(self, event: dict[str, Any]) -> None:
-        self._line(self._nick(event["nick"]), Text(" is joining…", style="dim"))
+        self._line(
+            self._nick(event["nick"]), Text(" is in the room; checking the code…", style="dim")
+        )
 
     def _on_connected(self, event: dict[str, Any]) -> None:
         self._line(
