@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -28,6 +27,7 @@ from peer.effects import (
     ToLink,
     ToRelay,
 )
+from peer.members import Peer, PeerSettings
 from peer.session import Mismatch, PairSession, SignalOut, Verified
 from schemas.codec import encode
 from schemas.peer import (
@@ -39,6 +39,7 @@ from schemas.peer import (
     LinkControl,
     LinkHello,
     LinkHelloAck,
+    LinkReady,
     PathName,
     Ping,
     Pong,
@@ -60,45 +61,6 @@ from schemas.relay import (
 CONTROL, RECORD = b"\x01", b"\x02"
 _CONTROL: TypeAdapter[LinkControl] = TypeAdapter(LinkControl)
 HELP = "/peers  members, paths and round trips   /quit  leave   /help  this text"
-
-
-@dataclass(frozen=True)
-class PeerSettings:
-    connect_timeout: float = 1.5
-    """Seconds one candidate address gets to answer before the next is tried."""
-    ping_interval: float = 1.0
-    peer_timeout: float = 5.0
-    """Seconds of silence on a direct link after which a member is reported gone."""
-    relay_heartbeat: float = 5.0
-    redial_interval: float = 10.0
-    eof_grace: float = 60.0
-    """After end of input, how long undelivered lines wait for someone to deliver them to."""
-    leave_grace: float = 2.0
-    """After the relay reports a member left, how long its direct link may still deliver."""
-    max_failures: int = 3
-    """Wrong-secret attempts before the room is locked against new joiners."""
-
-
-@dataclass
-class Peer:
-    nick: str
-    session: PairSession
-    outbox: list[str] = field(default_factory=list)
-    candidates: list[tuple[PathName, Endpoint]] = field(default_factory=list)
-    server_key: str = ""
-    attempt: int | None = None
-    """The dial we are waiting on; others may stay open (see `open_attempts`)."""
-    attempt_deadline: float | None = None
-    open_attempts: set[int] = field(default_factory=set)
-    """Every dial of ours to this member still open: the member may be using any of them."""
-    redial_at: float | None = None
-    link: Link | None = None
-    path: PathName | None = None
-    last_heard: float = 0.0
-    next_ping: float = 0.0
-    rtt: float | None = None
-    leaving_at: float | None = None
-    """The relay says it left; its direct link gets until then to deliver what it sent."""
 
 
 class RoomCore:
@@ -397,20 +359,23 @@ class RoomCore:
         return [*effects, Dial(peer.nick, attempt, endpoint, peer.server_key, hello)]
 
     def _on_control(self, peer: Peer, link: Link, body: bytes, now: float) -> list[Effect]:
+        """Hello -> ack -> ready: a link carries records only once both ends have kept it."""
         try:
             control = _CONTROL.validate_json(body)
         except ValidationError:
             return []
-        effects: list[Effect] = []
-        if isinstance(control, LinkHello) and isinstance(link, InLink):
-            effects.append(ToLink(link, CONTROL + encode(LinkHelloAck())))
-            path = control.path
-        elif isinstance(control, LinkHelloAck) and isinstance(link, OutLink):
-            path = self._attempts.get(link.attempt, (peer.nick, "direct"))[1]
-            if peer.attempt == link.attempt:
-                peer.attempt = peer.attempt_deadline = None  # answered: keep it open
-        else:
+        if isinstance(link, InLink):
+            if isinstance(control, LinkHello):
+                return [ToLink(link, CONTROL + encode(LinkHelloAck()))]
+            if isinstance(control, LinkReady) and peer.link is None and peer.session.confirmed:
+                return self._connected(peer, link, control.path, now)
             return []
+        if not isinstance(control, LinkHelloAck) or link.attempt not in peer.open_attempts:
+            return []
+        path = self._attempts.get(link.attempt, (peer.nick, "direct"))[1]
+        if peer.attempt == link.attempt:
+            peer.attempt = peer.attempt_deadline = None  # answered: keep it open
+        effects: list[Effect] = [ToLink(link, CONTROL + encode(LinkReady(path=path)))]
         if peer.link is None and peer.session.confirmed:
             effects.extend(self._connected(peer, link, path, now))
         return effects

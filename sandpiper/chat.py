@@ -16,9 +16,10 @@ from pydantic import TypeAdapter, ValidationError
 from peer.crypto import pake_password
 from peer.invite import Invite, generate_secret, parse_invite
 from peer.links import Listener, local_candidates
+from peer.members import PeerSettings
 from peer.node import INPUT_ENDPOINT, Node, NodeParts
 from peer.relay_client import RelayConnection, RelayRefused, RelayUnavailable, first_answering
-from peer.room import PeerSettings, RoomCore
+from peer.room import RoomCore
 from peer.ui import JsonOutput, RichOutput
 from schemas.fields import Nick
 from schemas.relay import CreateRoom, LookupRoom, RegisterPeer, RoomCreated, RoomInfo

@@ -257,8 +257,8 @@ def _member_options(
     connect_timeout: float,
     peer_timeout: float,
 ) -> Any:
+    from peer.members import PeerSettings
     from peer.relay_client import normalise_endpoint
-    from peer.room import PeerSettings
     from sandpiper.chat import DEFAULT_RELAYS, MemberOptions, check_nick, default_nick
 
     try:

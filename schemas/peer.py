@@ -114,4 +114,15 @@ class LinkHelloAck(WireModel):
     kind: Literal["hello_ack"] = "hello_ack"
 
 
-LinkControl = Annotated[LinkHello | LinkHelloAck, Field(discriminator="kind")]
+class LinkReady(WireModel):
+    """The dialer's third frame: it got the ack in time and will keep this link.
+
+    Until it arrives the listener sends nothing on the link: a dialer that gave up on a slow
+    attempt has closed it, and whatever went there would be lost.
+    """
+
+    kind: Literal["ready"] = "ready"
+    path: PathName
+
+
+LinkControl = Annotated[LinkHello | LinkHelloAck | LinkReady, Field(discriminator="kind")]

@@ -20,6 +20,7 @@ PURE_CORES = [
     "peer/session.py",
     "peer/room.py",
     "peer/effects.py",
+    "peer/members.py",
     "peer/invite.py",
     "peer/words.py",
 ]

@@ -17,7 +17,8 @@ from peer.effects import (
     ToLink,
     ToRelay,
 )
-from peer.room import PeerSettings, RoomCore
+from peer.members import PeerSettings
+from peer.room import RoomCore
 from schemas.peer import Candidates, Endpoint
 from schemas.relay import (
     LeaveRoom,
@@ -45,6 +46,8 @@ class Mesh:
         self.dials: dict[tuple[str, int], tuple[str, bytes]] = {}  # (dialer, attempt) -> peer
         self.reachable = True
         self.refused: list[tuple[str, Any]] = []
+        self.hold_acks = False
+        self.held: list[tuple[str, Any]] = []
         self.queue: list[tuple[str, Any]] = []
 
     def add(self, nick: str, secret: str = "amber-falcon", creator: bool = False) -> RoomCore:
@@ -134,6 +137,9 @@ class Mesh:
                     )
                 ]
             else:
+                if self.hold_acks and b"hello_ack" in effect.frame:
+                    self.held.append((owner, effect))
+                    return
                 dialer, attempt = link.routing_id.decode().split("#")
                 if (dialer, int(attempt)) in self.dials:
                     self.queue += [
@@ -178,3 +184,38 @@ def test_two_members_key_connect_and_chat_both_ways() -> None:
     assert mesh.events("alice", "message") == [
         {"event": "message", "from": "bob", "text": "hi alice"}
     ]
+
+
+def test_a_link_the_dialer_gave_up_on_is_never_used_by_the_listener() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.hold_acks = True  # the listener's answers are slow
+    mesh.add("bob")
+    mesh.advance(2.0)  # alice's attempt times out and is hung up
+    mesh.queue += mesh.held  # the late acks finally arrive
+    mesh.held = []
+    mesh.hold_acks = False
+    mesh.run()
+    assert mesh.events("alice", "connected") == mesh.events("bob", "connected") == []
+    mesh.advance(12.0)  # the retry goes through
+    assert mesh.events("alice", "connected") and mesh.events("bob", "connected")
+    mesh.say("bob", "made it")
+    assert mesh.events("alice", "message") == [
+        {"event": "message", "from": "bob", "text": "made it"}
+    ]
+
+
+def test_a_wrong_secret_locks_after_three_attempts_and_is_reported() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    for nick in ("eve", "bob", "carol"):
+        mesh.add(nick, secret="wrong-words")
+        mesh.cores.pop(nick)
+    attempts = [e["attempt"] for e in mesh.events("alice", "wrong_secret")]
+    assert attempts == [1, 2, 3]
+    assert [
+        type(r).__name__
+        for o, r in mesh.relay_log
+        if o == "alice" and type(r).__name__ == "LockRoom"
+    ] == ["LockRoom"]
+    assert mesh.events("alice", "room_locked")
