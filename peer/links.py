@@ -36,9 +36,14 @@ def lan_addresses() -> list[str]:
 
 
 def local_candidates(
-    listen_host: str, port: int, observed_host: str | None, curve_key: str
+    listen_host: str,
+    port: int,
+    observed_host: str | None,
+    curve_key: str,
+    reported: Endpoint | None = None,
 ) -> Candidates:
-    """What we tell confirmed members: LAN addresses, then the address the relay saw."""
+    """What we tell confirmed members: LAN addresses, the address we report ourselves, then
+    the address the relay saw (tried in that order)."""
     hosts = lan_addresses() if listen_host in ("0.0.0.0", "*", "") else [listen_host]
     lan = [Endpoint(host=host, port=port) for host in hosts]
     observed = None
@@ -49,7 +54,7 @@ def local_candidates(
             usable = False
         if usable:
             observed = Endpoint(host=observed_host, port=port)
-    return Candidates(lan=lan, observed=observed, curve_key=curve_key)
+    return Candidates(lan=lan, reported=reported, observed=observed, curve_key=curve_key)
 
 
 class Listener:

@@ -307,8 +307,9 @@ class RoomCore:
         if candidates is None:
             return []
         order: list[tuple[PathName, Endpoint]] = [("lan", e) for e in candidates.lan]
-        if candidates.observed is not None and candidates.observed not in candidates.lan:
-            order.append(("direct", candidates.observed))
+        for public in (candidates.reported, candidates.observed):
+            if public is not None and all(public != endpoint for _, endpoint in order):
+                order.append(("direct", public))
         return order
 
     def _on_mismatch(self, peer: Peer, now: float) -> list[Effect]:

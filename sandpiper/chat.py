@@ -22,6 +22,7 @@ from peer.relay_client import RelayConnection, RelayRefused, RelayUnavailable, f
 from peer.room import RoomCore
 from peer.ui import JsonOutput, RichOutput
 from schemas.fields import Nick
+from schemas.peer import Endpoint
 from schemas.relay import CreateRoom, LookupRoom, RegisterPeer, RoomCreated, RoomInfo
 
 _NICK: TypeAdapter[str] = TypeAdapter(Nick)
@@ -39,6 +40,7 @@ class MemberOptions:
     listen_port: int
     relay_timeout: float
     settings: PeerSettings
+    advertise: Endpoint | None = None
 
 
 def default_nick() -> str:
@@ -57,6 +59,18 @@ def check_nick(nick: str) -> str:
         ) from None
 
 
+def parse_advertise(text: str, listen_port: int) -> Endpoint:
+    """`HOST` or `HOST:PORT`; without a port, the listener's own, which must then be fixed."""
+    text = text.strip()
+    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    if not port and not listen_port:
+        raise ValueError("--advertise without a port needs a fixed --listen-port")
+    try:
+        return Endpoint(host=host, port=int(port) if port else listen_port)
+    except (ValueError, ValidationError):
+        raise ValueError(f"--advertise takes HOST or HOST:PORT, not {text!r}") from None
+
+
 def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bool) -> int:
     """Create (invite_text None) or join a room, then chat until leaving; the exit code."""
     show: Any = JsonOutput() if options.json else RichOutput(options.nick)
@@ -69,7 +83,11 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
             return 1
         relay, invite, observed_host, members = started
         candidates = local_candidates(
-            options.listen_host, listener.port, observed_host, listener.public_key
+            options.listen_host,
+            listener.port,
+            observed_host,
+            listener.public_key,
+            options.advertise,
         )
         core = RoomCore(
             me=options.nick,

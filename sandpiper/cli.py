@@ -235,6 +235,13 @@ ConnectTimeoutOption = Annotated[
         help="Time each direct address gets before the next is tried.",
     ),
 ]
+AdvertiseOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SANDPIPER_ADVERTISE",
+        help="Also offer this HOST[:PORT] for direct links (e.g. a forwarded port).",
+    ),
+]
 PeerTimeoutOption = Annotated[
     float,
     typer.Option(
@@ -256,10 +263,17 @@ def _member_options(
     listen_port: int,
     connect_timeout: float,
     peer_timeout: float,
+    advertise: str | None,
 ) -> Any:
     from peer.members import PeerSettings
     from peer.relay_client import normalise_endpoint
-    from sandpiper.chat import DEFAULT_RELAYS, MemberOptions, check_nick, default_nick
+    from sandpiper.chat import (
+        DEFAULT_RELAYS,
+        MemberOptions,
+        check_nick,
+        default_nick,
+        parse_advertise,
+    )
 
     try:
         chosen = check_nick(nick) if nick is not None else default_nick()
@@ -268,6 +282,7 @@ def _member_options(
             for value in (relay or DEFAULT_RELAYS)
             for part in value.replace(",", " ").split()
         ]
+        reported = parse_advertise(advertise, listen_port) if advertise else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if ask_password:
@@ -284,6 +299,7 @@ def _member_options(
         listen_port=listen_port,
         relay_timeout=3.0,
         settings=PeerSettings(connect_timeout=connect_timeout, peer_timeout=peer_timeout),
+        advertise=reported,
     )
 
 
@@ -306,6 +322,7 @@ def create(
     listen_port: ListenPortOption = 0,
     connect_timeout: ConnectTimeoutOption = "1.5s",  # type: ignore[assignment]
     peer_timeout: PeerTimeoutOption = "5s",  # type: ignore[assignment]
+    advertise: AdvertiseOption = None,
 ) -> None:
     """Create a room and print the invite to share."""
     from sandpiper.chat import run_member
@@ -320,6 +337,7 @@ def create(
         listen_port,
         connect_timeout,
         peer_timeout,
+        advertise,
     )
     raise typer.Exit(run_member(options, invite_text=None, open_room=open_room))
 
@@ -345,6 +363,7 @@ def join(
     listen_port: ListenPortOption = 0,
     connect_timeout: ConnectTimeoutOption = "1.5s",  # type: ignore[assignment]
     peer_timeout: PeerTimeoutOption = "5s",  # type: ignore[assignment]
+    advertise: AdvertiseOption = None,
 ) -> None:
     """Join a room with the invite someone shared."""
     from sandpiper.chat import run_member
@@ -363,6 +382,7 @@ def join(
         listen_port,
         connect_timeout,
         peer_timeout,
+        advertise,
     )
     raise typer.Exit(run_member(options, invite_text=code, open_room=False))
 

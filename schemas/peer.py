@@ -65,7 +65,10 @@ class Candidates(WireModel):
 
     kind: Literal["candidates"] = "candidates"
     lan: Annotated[list[Endpoint], Field(max_length=16)]
+    reported: Endpoint | None = None
+    """An address the member gives itself (`--advertise`, e.g. a forwarded port)."""
     observed: Endpoint | None = None
+    """The address the relay saw, with the listener's port."""
     curve_key: Z85Key
 
 

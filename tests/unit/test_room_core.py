@@ -219,3 +219,15 @@ def test_a_wrong_secret_locks_after_three_attempts_and_is_reported() -> None:
         if o == "alice" and type(r).__name__ == "LockRoom"
     ] == ["LockRoom"]
     assert mesh.events("alice", "room_locked")
+
+
+def test_candidates_are_dialed_lan_then_reported_then_observed_without_repeats() -> None:
+    lan = Endpoint(host="192.168.1.5", port=7000)
+    reported = Endpoint(host="198.51.100.7", port=7100)
+    observed = Endpoint(host="203.0.113.9", port=7000)
+    order = RoomCore._dial_order(
+        Candidates(lan=[lan], reported=reported, observed=observed, curve_key="A" * 40)
+    )
+    assert order == [("lan", lan), ("direct", reported), ("direct", observed)]
+    same = Candidates(lan=[lan], reported=lan, observed=lan, curve_key="A" * 40)
+    assert RoomCore._dial_order(same) == [("lan", lan)]
