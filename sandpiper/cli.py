@@ -327,6 +327,7 @@ def create(
     """Create a room and print the invite to share."""
     from sandpiper.chat import run_member
 
+    _stop_on_sigterm()  # SIGTERM leaves the room like Ctrl-C: the others are told at once
     options = _member_options(
         nick,
         relay,
@@ -372,6 +373,7 @@ def join(
         if not sys.stdin.isatty():
             raise typer.BadParameter("give the invite as an argument or in SANDPIPER_CODE")
         code = typer.prompt("Invite", hide_input=True)
+    _stop_on_sigterm()  # SIGTERM leaves the room like Ctrl-C: the others are told at once
     options = _member_options(
         nick,
         relay,

@@ -181,3 +181,15 @@ def test_the_relay_lists_no_member_address(
     info = stranger.request(type="lookup_room", code="-".join(invite.split("-")[:3]))
     assert info["peers"] == [{"nick": "alice"}, {"nick": "bob"}]
     stranger.close()
+
+
+def test_sigterm_leaves_the_room_and_the_others_are_told_at_once(
+    relay: RelayProcess, members: list[Member]
+) -> None:
+    alice, invite = create_room(relay)
+    bob = Member(relay, "join", invite, "--nick", "bob")
+    members += [alice, bob]
+    alice.event("connected", nick="bob")
+    bob.process.send_signal(signal.SIGTERM)
+    assert bob.wait() == 0
+    assert alice.event("peer_left", nick="bob", timeout=3)["reason"] == "left"
