@@ -56,6 +56,11 @@ def decode_event(frame: bytes) -> RoomEvent:
     return _decode(_EVENTS, frame, None)
 
 
+def decode_with(adapter: TypeAdapter[T], frame: bytes, known_types: frozenset[str] | None) -> T:
+    """Parse `frame` as `adapter`'s type with the same diagnostics as the relay's requests."""
+    return _decode(adapter, frame, known_types)
+
+
 def _decode(adapter: TypeAdapter[T], frame: bytes, known_types: frozenset[str] | None) -> T:
     try:
         return adapter.validate_json(frame)

@@ -101,6 +101,38 @@ class RelayProcess:
         return self.process.returncode
 
 
+class FallbackProcess(RelayProcess):
+    """`sandpiper fallback` as a child process on a random loopback port."""
+
+    def start(self, *, port: int | None = 0, pub_port: int | None = None) -> FallbackProcess:
+        args = ["fallback", "--host", "127.0.0.1", "--port", str(port or 0)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*sandpiper_command(), *args, *self.options],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+        self.endpoint = wait_for(self._fallback_listening, timeout=15).group(1)
+        return self
+
+    def _fallback_listening(self) -> re.Match[str] | None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"fallback server exited early:\n{self.log()}")
+        return re.search(r"fallback server listening on (tcp://\S+)", self.log())
+
+
+@contextmanager
+def running_fallback(workdir: Path, *options: str) -> Iterator[FallbackProcess]:
+    server = FallbackProcess(workdir, *options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextmanager
 def running_relay(workdir: Path, *options: str) -> Iterator[RelayProcess]:
     relay = RelayProcess(workdir, *options).start()

@@ -21,6 +21,8 @@ PURE_CORES = [
     "peer/room.py",
     "peer/effects.py",
     "peer/members.py",
+    "fallback/core.py",
+    "fallback/settings.py",
     "peer/invite.py",
     "peer/words.py",
 ]
