@@ -182,6 +182,7 @@ class RelayCore:
             expires_at=round(self._wall(room.expires_at)),
             observed_host=origin.host,
             observed_port=origin.port,
+            fallback=self.settings.fallback,
             req_id=request.req_id,
         )
         return [Send(client, reply), *effects]
@@ -201,6 +202,7 @@ class RelayCore:
             heartbeat_timeout=self.settings.member_timeout,
             observed_host=origin.host,
             observed_port=origin.port,
+            fallback=self.settings.fallback,
             req_id=request.req_id,
         )
         effects: list[Effect] = [Send(client, reply)]

@@ -32,6 +32,8 @@ class RelaySettings:
     """Rate-limit buckets kept at most (full buckets are forgotten first)."""
     max_message_bytes: int = 65_536
     send_hwm: int = 1_000
+    fallback: str | None = None
+    """HOST:PORT of a fallback server to advertise to clients."""
     """Frames queued per client connection before further pushes to it are dropped."""
 
     def __post_init__(self) -> None:

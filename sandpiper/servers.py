@@ -119,6 +119,13 @@ def relay(
             help="Sustained signals per connection.",
         ),
     ] = 50.0,
+    fallback: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SANDPIPER_RELAY_FALLBACK",
+            help="Advertise this fallback server (HOST:PORT) to clients.",
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(envvar="SANDPIPER_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -128,6 +135,15 @@ def relay(
     from broker.settings import RelaySettings
 
     configure_logging(log_level)
+    if fallback is not None:
+        from pydantic import TypeAdapter, ValidationError
+
+        from schemas.fields import ServiceAddress
+
+        try:
+            TypeAdapter(ServiceAddress).validate_python(fallback)
+        except ValidationError:
+            raise typer.BadParameter(f"--fallback takes HOST:PORT, not {fallback!r}") from None
     try:
         settings = RelaySettings(
             host=host,
@@ -145,6 +161,7 @@ def relay(
             miss_per_minute=miss_per_minute,
             signal_burst=signal_burst,
             signal_per_second=signal_per_second,
+            fallback=fallback,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

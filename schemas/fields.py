@@ -67,3 +67,8 @@ SignalPayload = Annotated[
 ]
 UnixTime = Annotated[float, Field(ge=0)]
 Sequence = Annotated[int, Field(ge=1)]
+
+ServiceAddress = Annotated[
+    str, StringConstraints(max_length=260, pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")
+]
+"""HOST:PORT of a service clients should use (the fallback server a relay advertises)."""

@@ -11,7 +11,16 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.base import WireModel
-from schemas.fields import Host, Nick, Port, ReqId, RoomCode, SignalPayload, UnixTime
+from schemas.fields import (
+    Host,
+    Nick,
+    Port,
+    ReqId,
+    RoomCode,
+    ServiceAddress,
+    SignalPayload,
+    UnixTime,
+)
 
 
 class ErrorCode(StrEnum):
@@ -146,6 +155,8 @@ class RoomCreated(WireModel):
     expires_at: int
     observed_host: Host | None = None
     observed_port: Port | None = None
+    fallback: ServiceAddress | None = None
+    """The fallback server this relay advertises, if any."""
     req_id: ReqId | None = None
 
 
@@ -158,6 +169,7 @@ class PeerRegistered(WireModel):
     heartbeat_timeout: float
     observed_host: Host | None = None
     observed_port: Port | None = None
+    fallback: ServiceAddress | None = None
     req_id: ReqId | None = None
 
 

@@ -175,3 +175,13 @@ def test_sigterm_stops_the_relay_cleanly(tmp_path: Path) -> None:
     relay = RelayProcess(tmp_path).start()
     assert relay.stop() == 0
     assert "relay stopping" in relay.log()
+
+
+def test_the_relay_advertises_its_fallback_server(tmp_path: Path, zmq_context: Any) -> None:
+    with running_relay(tmp_path, "--fallback", "fallback.example.net:5000") as relay:
+        client = WireClient(zmq_context, relay.endpoint)
+        created = client.request(type="create_room")
+        assert created["fallback"] == "fallback.example.net:5000"
+        joiner = WireClient(zmq_context, relay.endpoint)
+        registered = joiner.request(type="register_peer", code=created["code"], nick="bob")
+        assert registered["fallback"] == "fallback.example.net:5000"
