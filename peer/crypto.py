@@ -11,6 +11,7 @@ import os
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from hashlib import sha256
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -102,6 +103,7 @@ class PairKeys:
 
     signal: Channel
     link: Channel
+    fallback: Channel
     confirm_out: bytes
     """What we send to prove we hold the key."""
     confirm_in: bytes
@@ -127,9 +129,25 @@ def derive_pair_keys(shared: bytes, room_code: str, me: str, them: str) -> PairK
     return PairKeys(
         signal=channel(b"signal"),
         link=channel(b"link"),
+        fallback=channel(b"fallback"),
         confirm_out=_expand(shared, b"confirm", room_code, me, them),
         confirm_in=_expand(shared, b"confirm", room_code, them, me),
     )
+
+
+def fallback_room_id(password: bytes, room_code: str) -> str:
+    """The room's name on a fallback server: only holders of the secret can compute it, and
+    it reveals neither the room code nor the secret (sha256 of both)."""
+    return sha256(
+        PROTOCOL + b"/fallback-room\x00" + room_code.encode() + b"\x00" + password
+    ).hexdigest()
+
+
+def fallback_member_id(room_id: str, nick: str) -> str:
+    """A member's name on the fallback server, derived from the room's (so also opaque)."""
+    return sha256(
+        PROTOCOL + b"/fallback-member\x00" + room_id.encode() + b"\x00" + nick.encode()
+    ).hexdigest()[:32]
 
 
 def check_confirmation(keys: PairKeys, received: bytes) -> None:
@@ -154,7 +172,11 @@ class Sealer:
 
 
 class Opener:
-    """Opens records for one direction, strictly in order: exactly once, never reordered."""
+    """Opens records for one direction: each at most once, never an older after a newer.
+
+    A gap is allowed (a path can lose records: a server restart, a link that died); the chat
+    above numbers and acknowledges messages, and resends what was lost on another path.
+    """
 
     def __init__(self, key: bytes) -> None:
         self._aead = ChaCha20Poly1305(key)
@@ -169,15 +191,13 @@ class Opener:
         """The plaintext; CryptoError for forgeries, replays, gaps and anything malformed."""
         sequence = self.peek_sequence(record)
         if sequence < self.expected_sequence:
-            raise CryptoError(f"replayed record {sequence}")
-        if sequence > self.expected_sequence:
-            raise CryptoError(f"record {sequence} out of order (expected {self.expected_sequence})")
+            raise CryptoError(f"replayed or reordered record {sequence}")
         header = record[:_HEADER_SIZE]
         try:
             plaintext = self._aead.decrypt(_nonce(sequence), record[_HEADER_SIZE:], header)
         except InvalidTag:
             raise CryptoError("record failed authentication") from None
-        self.expected_sequence += 1
+        self.expected_sequence = sequence + 1
         return plaintext
 
 

@@ -74,4 +74,11 @@ class Quit:
     code: int
 
 
-Effect = ToRelay | Dial | Hangup | ToLink | Allow | Disallow | Show | Quit
+@dataclass(frozen=True, slots=True)
+class ToFallback:
+    """A request for the fallback server (attach, send, heartbeat)."""
+
+    request: WireModel
+
+
+Effect = ToRelay | ToFallback | Dial | Hangup | ToLink | Allow | Disallow | Show | Quit

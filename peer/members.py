@@ -3,34 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from peer.delivery import Delivery
 from peer.effects import Link
 from peer.session import PairSession
 from schemas.peer import Endpoint, PathName
+
+Transport = Literal["auto", "p2p", "fallback"]
 
 
 @dataclass(frozen=True)
 class PeerSettings:
     connect_timeout: float = 1.5
     """Seconds one candidate address gets to answer before the next is tried."""
+    direct_timeout: float = 3.0
+    """With transport auto: seconds without a direct path before a member goes via fallback."""
     ping_interval: float = 1.0
     peer_timeout: float = 5.0
-    """Seconds of silence on a direct link after which a member is reported gone."""
+    """Seconds of silence on a direct link after which it is given up."""
+    fallback_timeout: float = 15.0
+    """Seconds of silence through the fallback server after which a member is reported gone."""
+    retransmit_interval: float = 2.0
     relay_heartbeat: float = 5.0
     redial_interval: float = 10.0
     eof_grace: float = 60.0
     """After end of input, how long undelivered lines wait for someone to deliver them to."""
     leave_grace: float = 2.0
-    """After the relay reports a member left, how long its direct link may still deliver."""
+    """After the relay reports a member left, how long its paths may still deliver."""
     max_failures: int = 3
     """Wrong-secret attempts before the room is locked against new joiners."""
+    transport: Transport = "auto"
 
 
 @dataclass
 class Peer:
     nick: str
     session: PairSession
-    outbox: list[str] = field(default_factory=list)
+    fallback_id: str = ""
+    delivery: Delivery = field(default_factory=Delivery)
     candidates: list[tuple[PathName, Endpoint]] = field(default_factory=list)
     server_key: str = ""
     attempt: int | None = None
@@ -39,10 +50,22 @@ class Peer:
     open_attempts: set[int] = field(default_factory=set)
     """Every dial of ours to this member still open: the member may be using any of them."""
     redial_at: float | None = None
+    fallback_at: float | None = None
+    """When to give up waiting for a direct path and go through the fallback server."""
     link: Link | None = None
+    on_fallback: bool = False
     path: PathName | None = None
+    announced: bool = False
     last_heard: float = 0.0
+    """Anything authenticated from this member, on any path."""
+    link_heard: float = 0.0
+    """Anything on the direct link: only this proves the link alive."""
     next_ping: float = 0.0
+    retransmit_at: float | None = None
     rtt: float | None = None
     leaving_at: float | None = None
-    """The relay says it left; its direct link gets until then to deliver what it sent."""
+    """The relay says it left; its paths get until then to deliver what it sent."""
+
+    @property
+    def reachable(self) -> bool:
+        return self.link is not None or self.on_fallback

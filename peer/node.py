@@ -26,11 +26,12 @@ from peer.effects import (
     OutLink,
     Quit,
     Show,
+    ToFallback,
     ToLink,
     ToRelay,
 )
 from peer.links import Listener, dial
-from peer.relay_client import RelayConnection
+from peer.relay_client import FallbackConnection, RelayConnection
 from peer.room import RoomCore
 
 log = logging.getLogger("sandpiper.peer")
@@ -44,6 +45,7 @@ class NodeParts:
     relay: RelayConnection
     listener: Listener
     core: RoomCore
+    fallback: FallbackConnection | None = None
 
 
 class Node:
@@ -60,15 +62,29 @@ class Node:
         self.relay = parts.relay
         self.listener = parts.listener
         self.core = parts.core
+        self.fallback = parts.fallback
         self.show = show
         self.dialers: dict[int, zmq.Socket[Any]] = {}
         self.exit_code: int | None = None
         self.input: zmq.Socket[Any] = self.context.socket(zmq.PAIR)
         self.input.setsockopt(zmq.LINGER, 0)
         self.input.bind(INPUT_ENDPOINT)
+        self._perform_one: dict[type[Any], Callable[[Any], None]] = {
+            ToRelay: self._to_relay,
+            ToFallback: self._to_fallback,
+            ToLink: self._send_link,
+            Dial: self._dial,
+            Hangup: self._hang_up,
+            Allow: lambda effect: self.listener.allow(effect.nick, effect.client_key),
+            Disallow: lambda effect: self.listener.disallow(effect.nick),
+            Show: lambda effect: self.show(effect.event),
+            Quit: self._quit,
+        }
         self.poller = zmq.Poller()
         for sock in (self.relay.socket, self.listener.router, self.listener.zap, self.input):
             self.poller.register(sock, zmq.POLLIN)
+        if self.fallback is not None:
+            self.poller.register(self.fallback.socket, zmq.POLLIN)
         self.input_fd = input_fd
         self._partial = b""
         if input_fd is not None:
@@ -76,33 +92,34 @@ class Node:
 
     def perform(self, effects: list[Effect]) -> None:
         for effect in effects:
-            if isinstance(effect, ToRelay):
-                try:
-                    self.relay.send(effect.request)
-                except zmq.Again:
-                    log.warning("relay queue full; a request was dropped")
-            elif isinstance(effect, ToLink):
-                self._send_link(effect)
-            elif isinstance(effect, Dial):
-                dealer = dial(
-                    self.context, effect.endpoint, effect.server_key, self.listener.curve_options()
-                )
-                dealer.send(effect.hello)
-                self.dialers[effect.attempt] = dealer
-                self.poller.register(dealer, zmq.POLLIN)
-            elif isinstance(effect, Hangup):
-                dealer = self.dialers.pop(effect.attempt, None)
-                if dealer is not None:
-                    self.poller.unregister(dealer)
-                    dealer.close(linger=0)
-            elif isinstance(effect, Allow):
-                self.listener.allow(effect.nick, effect.client_key)
-            elif isinstance(effect, Disallow):
-                self.listener.disallow(effect.nick)
-            elif isinstance(effect, Show):
-                self.show(effect.event)
-            elif isinstance(effect, Quit):
-                self.exit_code = effect.code
+            self._perform_one[type(effect)](effect)
+
+    def _to_relay(self, effect: ToRelay) -> None:
+        try:
+            self.relay.send(effect.request)
+        except zmq.Again:
+            log.warning("relay queue full; a request was dropped")
+
+    def _to_fallback(self, effect: ToFallback) -> None:
+        if self.fallback is not None:
+            self.fallback.send(effect.request)
+
+    def _dial(self, effect: Dial) -> None:
+        dealer = dial(
+            self.context, effect.endpoint, effect.server_key, self.listener.curve_options()
+        )
+        dealer.send(effect.hello)
+        self.dialers[effect.attempt] = dealer
+        self.poller.register(dealer, zmq.POLLIN)
+
+    def _hang_up(self, effect: Hangup) -> None:
+        dealer = self.dialers.pop(effect.attempt, None)
+        if dealer is not None:
+            self.poller.unregister(dealer)
+            dealer.close(linger=0)
+
+    def _quit(self, effect: Quit) -> None:
+        self.exit_code = effect.code
 
     def _send_link(self, effect: ToLink) -> None:
         link = effect.link
@@ -137,12 +154,18 @@ class Node:
             deadline = self.core.next_deadline()
         wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
         ready = dict(self.poller.poll(wait * 1000))
-        now = time.monotonic()
+        if ready:
+            self._handle_ready(ready, time.monotonic())
+
+    def _handle_ready(self, ready: dict[Any, int], now: float) -> None:
         if self.listener.zap in ready:
             self.listener.answer_zap()
         if self.relay.socket in ready:
             while (message := self.relay.receive()) is not None:
                 self.perform(self.core.on_relay(message, now))
+        if self.fallback is not None and self.fallback.socket in ready:
+            while (reply := self.fallback.receive()) is not None:
+                self.perform(self.core.on_fallback(reply, now))
         if self.listener.router in ready:
             while _readable(self.listener.router):
                 received = self.listener.receive()
@@ -150,10 +173,9 @@ class Node:
                     routing_id, nick, frame = received
                     self.perform(self.core.on_link_frame(InLink(routing_id), nick, frame, now))
         for attempt, dealer in list(self.dialers.items()):
-            if dealer in ready:
-                while self.dialers.get(attempt) is dealer and _readable(dealer):
-                    frame = dealer.recv()
-                    self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
+            while dealer in ready and self.dialers.get(attempt) is dealer and _readable(dealer):
+                frame = dealer.recv()
+                self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
         if self.input in ready:
             self._on_input(self.input.recv(), now)
         if self.input_fd is not None and self.input_fd in ready:
@@ -188,6 +210,8 @@ class Node:
             dealer.close(linger=1000)
         self.dialers.clear()
         self.relay.close(linger_ms=1000)
+        if self.fallback is not None:
+            self.fallback.close(linger_ms=1000)
         self.listener.close()
         self.input.close(linger=0)
 

@@ -6,14 +6,19 @@ chat the node's loop reads pushes and replies from the same socket.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any
 
 import zmq
+from pydantic import TypeAdapter
 
 from schemas.base import WireModel
-from schemas.codec import WireError, decode_message, encode
+from schemas.codec import WireError, decode_message, decode_with, encode
+from schemas.fallback import FallbackMessage
 from schemas.relay import Error, RelayMessage
+
+_FALLBACK_MESSAGES: TypeAdapter[FallbackMessage] = TypeAdapter(FallbackMessage)
 
 
 class RelayUnavailable(Exception):
@@ -98,3 +103,29 @@ def first_answering(
             connection.close()
             raise
     raise RelayUnavailable(f"no relay answered within {timeout:g}s (tried {', '.join(tried)})")
+
+
+class FallbackConnection:
+    """The member's DEALER to the fallback server; the room core drives what goes over it."""
+
+    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.socket: zmq.Socket[Any] = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 1000)
+        self.socket.setsockopt(zmq.RECONNECT_IVL, 200)
+        self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        self.socket.connect(endpoint)
+
+    def send(self, request: WireModel) -> None:
+        # Not connected or congested: acknowledgements make the chat resend what is lost.
+        with contextlib.suppress(zmq.Again):
+            self.socket.send(encode(request), zmq.NOBLOCK)
+
+    def receive(self) -> FallbackMessage | None:
+        try:
+            return decode_with(_FALLBACK_MESSAGES, self.socket.recv(zmq.NOBLOCK), None)
+        except (WireError, zmq.Again):
+            return None
+
+    def close(self, linger_ms: int = 0) -> None:
+        self.socket.close(linger=linger_ms)

@@ -1,49 +1,34 @@
-"""A member's view of its room: one PairSession per other member, direct links, the chat.
+"""A member's view of its room: one PairSession per member, a path to each, the chat.
 
-Pure and clock-injected. The adapter feeds relay messages, link frames, typed lines and `now`;
-the core answers with effects: relay requests, dials, link frames, things to show, quitting.
+Pure and clock-injected. The adapter feeds relay and fallback-server messages, link frames,
+typed lines and `now`; the core answers with effects. Each member is reached on one path at a
+time: a direct link (dialed in candidate order) or, when none works in time, the fallback
+server; the chat is numbered and acknowledged, so a change of path loses and doubles nothing.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
-
-from peer.crypto import CryptoError, Entropy
+from peer.crypto import CryptoError, Entropy, fallback_member_id, fallback_room_id
+from peer.dialing import CONTROL, RECORD, Dialer, dial_order
 from peer.effects import (
     Allow,
-    Dial,
     Disallow,
     Effect,
-    Hangup,
-    InLink,
     Link,
     OutLink,
     Quit,
     Show,
+    ToFallback,
     ToLink,
     ToRelay,
 )
 from peer.members import Peer, PeerSettings
-from peer.session import Mismatch, PairSession, SignalOut, Verified
-from schemas.codec import encode
-from schemas.peer import (
-    MAX_TEXT,
-    Bye,
-    Candidates,
-    Chat,
-    Endpoint,
-    LinkControl,
-    LinkHello,
-    LinkHelloAck,
-    LinkReady,
-    PathName,
-    Ping,
-    Pong,
-)
+from peer.session import Mismatch, PairSession, SignalOut, Verified, b64, unb64
+from schemas.fallback import Attach, Attached, Deliver, FallbackError, FallbackHeartbeat, Forward
+from schemas.peer import MAX_TEXT, Ack, Bye, Candidates, Chat, PathName, Ping, Pong
 from schemas.relay import (
     Error,
     Heartbeat,
@@ -58,9 +43,8 @@ from schemas.relay import (
     SendSignal,
 )
 
-CONTROL, RECORD = b"\x01", b"\x02"
-_CONTROL: TypeAdapter[LinkControl] = TypeAdapter(LinkControl)
 HELP = "/peers  members, paths and round trips   /quit  leave   /help  this text"
+Channel = Literal["link", "fallback"]
 
 
 class RoomCore:
@@ -73,31 +57,32 @@ class RoomCore:
         candidates: Candidates,
         authoritative: bool,
         settings: PeerSettings | None = None,
+        fallback: bool = False,
         entropy: Entropy = os.urandom,
     ) -> None:
-        """`authoritative`: we created the room, so a secret mismatch is the other side's."""
+        """`authoritative`: we created the room, so a secret mismatch is the other side's.
+        `fallback`: a fallback server is connected (transport permitting, it is used)."""
         self.me, self.room_code = me, room_code
         self.settings = settings or PeerSettings()
-        self._password = password
-        self._candidates = candidates
+        self._password, self._candidates, self._entropy = password, candidates, entropy
         self._authoritative = authoritative
-        self._entropy = entropy
+        self._fallback = fallback and self.settings.transport != "p2p"
+        self._fallback_room = fallback_room_id(password, room_code)
+        self._by_fallback_id: dict[str, str] = {}
         self.peers: dict[str, Peer] = {}
-        self._attempts: dict[int, tuple[str, PathName]] = {}  # attempt -> (nick, path)
-        self._attempt_ids = itertools.count(1)
+        self._dialer = Dialer(self.settings)
         self._backlog: list[str] = []
         self._failures = 0
-        self._locked = False
-        self._next_relay_heartbeat: float | None = None
+        self._locked = self._done = False
+        self._next_heartbeat: float | None = None
         self._eof_deadline: float | None = None
-        self._done = False
 
     # ------------------------------------------------------------------ inputs
 
     def start(self, members: list[str], now: float) -> list[Effect]:
         """We are registered; `members` are the others the relay listed."""
-        self._next_relay_heartbeat = now + self.settings.relay_heartbeat
-        effects: list[Effect] = []
+        self._next_heartbeat = now + self.settings.relay_heartbeat
+        effects: list[Effect] = [self._attach()] if self._fallback else []
         for nick in members:
             if nick != self.me:
                 effects.extend(self._add_peer(nick, now))
@@ -105,16 +90,14 @@ class RoomCore:
 
     def on_relay(self, message: RelayMessage, now: float) -> list[Effect]:
         if isinstance(message, PeerJoined):
-            if message.peer.nick == self.me or message.peer.nick in self.peers:
-                return []
-            return self._add_peer(message.peer.nick, now)
+            nick = message.peer.nick
+            return [] if nick == self.me or nick in self.peers else self._add_peer(nick, now)
         if isinstance(message, PeerLeft):
             peer = self.peers.get(message.nick)
-            if peer is not None and peer.link is not None and message.reason == "left":
-                # Its goodbye on the direct link may still be behind its last messages there.
-                peer.leaving_at = now + self.settings.leave_grace
+            if peer is not None and peer.reachable and message.reason == "left":
+                peer.leaving_at = now + self.settings.leave_grace  # its last words may follow
                 return []
-            return self._drop_peer(message.nick, "left" if message.reason == "left" else "timeout")
+            return self._drop_peer(message.nick, message.reason)
         if isinstance(message, ReceivedSignal):
             return self._on_signal(message.from_, message.payload, now)
         if isinstance(message, RoomLocked):
@@ -126,38 +109,49 @@ class RoomCore:
             return [Show({"event": "error", "message": f"relay: {message.message}"})]
         return []  # acknowledgements need no action
 
+    def on_fallback(self, message: Any, now: float) -> list[Effect]:
+        """A message from the fallback server."""
+        if isinstance(message, Deliver):
+            nick = self._by_fallback_id.get(message.from_)
+            peer = self.peers.get(nick or "")
+            if peer is None:
+                return []
+            try:
+                record = unb64(message.payload)
+            except CryptoError:
+                return []
+            return self._on_record(peer, "fallback", record, now)
+        if isinstance(message, FallbackError) and message.code == "not_attached":
+            return [self._attach()]  # the server restarted: attach again; resends follow
+        if isinstance(message, Attached):
+            effects: list[Effect] = []
+            for peer in self.peers.values():
+                if peer.on_fallback and peer.delivery.unacked:
+                    effects.extend(self._resend(peer, now))
+            return effects
+        return []
+
     def on_link_frame(self, link: Link, nick: str | None, frame: bytes, now: float) -> list[Effect]:
         """A frame from a direct link; `nick` is known for inbound links (CurveZMQ + ZAP)."""
         if isinstance(link, OutLink):
-            nick = self._attempts.get(link.attempt, ("", "lan"))[0]
+            nick = self._dialer.nick_of(link.attempt)
         peer = self.peers.get(nick or "")
         if peer is None or not frame:
             return []
-        peer.last_heard = now
         if frame[:1] == CONTROL:
-            return self._on_control(peer, link, frame[1:], now)
-        if frame[:1] != RECORD:
-            return []
-        try:
-            message = peer.session.open_link(frame[1:])
-        except CryptoError:
-            return []  # forged, replayed or reordered: dropped, never shown
-        if isinstance(message, Chat):
-            return [Show({"event": "message", "from": peer.nick, "text": message.text})]
-        if isinstance(message, Ping) and peer.link is not None:
-            return [self._record(peer, Pong(stamp=message.stamp))]
-        if isinstance(message, Pong):
-            peer.rtt = max(0.0, now - message.stamp / 1e6)
-            return []
-        if isinstance(message, Bye):
-            return self._drop_peer(peer.nick, "left")
-        return []
+            effects, path = self._dialer.on_control(peer, link, frame[1:])
+            if path is not None and peer.session.confirmed and peer.link is None:
+                effects.extend(self._use_link(peer, link, path, now))
+            return effects
+        if frame[:1] == RECORD:
+            peer.link_heard = now  # on whichever connection: the direct path works
+        return self._on_record(peer, "link", frame[1:], now) if frame[:1] == RECORD else []
 
     def on_input(self, line: str, now: float) -> list[Effect]:
         text = line.rstrip("\r\n")
-        if not text.strip():
-            return []
         command = text.strip().lower()
+        if not command:
+            return []
         if command in ("/quit", "/exit"):
             return self.leave(now, 0)
         if command == "/help":
@@ -166,7 +160,7 @@ class RoomCore:
             return [Show({"event": "peers", "peers": self.describe_peers()})]
         effects: list[Effect] = []
         for start in range(0, len(text), MAX_TEXT):
-            effects.extend(self._say(text[start : start + MAX_TEXT]))
+            effects.extend(self._say(text[start : start + MAX_TEXT], now))
         return effects
 
     def on_end_of_input(self, now: float) -> list[Effect]:
@@ -179,88 +173,109 @@ class RoomCore:
         if self._done:
             return []
         self._done = True
-        effects: list[Effect] = [
-            self._record(peer, Bye()) for peer in self.peers.values() if peer.link is not None
-        ]
-        effects += [ToRelay(LeaveRoom(type="leave_room", code=self.room_code)), Quit(code)]
-        return effects
+        effects: list[Effect] = []
+        for peer in self.peers.values():
+            effects.extend(self._send(peer, Bye()))
+        return [*effects, ToRelay(LeaveRoom(type="leave_room", code=self.room_code)), Quit(code)]
 
     def tick(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        if self._next_relay_heartbeat is not None and now >= self._next_relay_heartbeat:
-            self._next_relay_heartbeat = now + self.settings.relay_heartbeat
+        if self._next_heartbeat is not None and now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.settings.relay_heartbeat
             effects.append(ToRelay(Heartbeat(type="heartbeat")))
+            if self._fallback:
+                effects.append(ToFallback(FallbackHeartbeat(type="heartbeat")))
         for peer in list(self.peers.values()):
             effects.extend(self._tick_peer(peer, now))
         if self._eof_deadline is not None and not self._done:
             if not self._pending():
                 effects.extend(self.leave(now, 0))
             elif now >= self._eof_deadline:
-                lost = len(self._backlog) + sum(len(p.outbox) for p in self.peers.values())
-                message = f"{lost} message(s) could not be delivered: nobody connected"
+                lost = len(self._backlog) + sum(
+                    len(p.delivery.unacked) for p in self.peers.values()
+                )
+                message = f"{lost} message(s) could not be delivered"
                 effects += [Show({"event": "error", "message": message}), *self.leave(now, 1)]
         return effects
 
-    def _tick_peer(self, peer: Peer, now: float) -> list[Effect]:
-        settings = self.settings
-        if peer.leaving_at is not None and now >= peer.leaving_at:
-            return self._drop_peer(peer.nick, "left")
-        effects: list[Effect] = []
-        if peer.attempt_deadline is not None and now >= peer.attempt_deadline:
-            effects.extend(self._dial_next(peer, now))  # the next address, or just hang up
-        if peer.link is not None:
-            if now - peer.last_heard > settings.peer_timeout:
-                return [*effects, *self._drop_peer(peer.nick, "timeout")]
-            if now >= peer.next_ping:
-                peer.next_ping = now + settings.ping_interval
-                effects.append(self._record(peer, Ping(stamp=int(now * 1e6))))
-        elif peer.redial_at is not None and now >= peer.redial_at:
-            peer.redial_at = None
-            if peer.attempt is None:
-                peer.candidates = self._dial_order(peer.session.remote_candidates)
-                effects.extend(self._dial_next(peer, now))
-        return effects
-
     def next_deadline(self) -> float | None:
-        deadlines = [self._next_relay_heartbeat, self._eof_deadline]
+        deadlines = [self._next_heartbeat, self._eof_deadline]
         for peer in self.peers.values():
-            deadlines.append(peer.leaving_at)
-            deadlines.append(peer.attempt_deadline)
-            if peer.link is not None:
-                deadlines += [peer.next_ping, peer.last_heard + self.settings.peer_timeout]
-            else:
-                deadlines.append(peer.redial_at)
+            deadlines += [
+                peer.leaving_at,
+                peer.attempt_deadline,
+                peer.redial_at,
+                peer.fallback_at,
+                peer.retransmit_at,
+            ]
+            if peer.reachable:
+                timeout = self._silence_limit(peer)
+                heard = peer.link_heard if peer.link is not None else peer.last_heard
+                deadlines += [peer.next_ping, heard + timeout]
         return min((d for d in deadlines if d is not None), default=None)
 
     def describe_peers(self) -> list[dict[str, Any]]:
         return [
             {
                 "nick": peer.nick,
-                "state": "connected" if peer.link else peer.session.phase.value,
+                "state": "connected" if peer.reachable else peer.session.phase.value,
                 "path": peer.path,
                 "rtt_ms": None if peer.rtt is None else round(peer.rtt * 1000, 2),
             }
             for peer in self.peers.values()
         ]
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ time
+
+    def _tick_peer(self, peer: Peer, now: float) -> list[Effect]:
+        if peer.leaving_at is not None and now >= peer.leaving_at:
+            return self._drop_peer(peer.nick, "left")
+        effects: list[Effect] = []
+        if peer.attempt_deadline is not None and now >= peer.attempt_deadline:
+            effects.extend(self._dialer.dial_next(peer, now))
+        if peer.link is not None and now - peer.link_heard > self.settings.peer_timeout:
+            effects.extend(self._lose_link(peer, now))
+            if peer.nick not in self.peers:
+                return effects
+        if peer.on_fallback and now - peer.last_heard > self.settings.fallback_timeout:
+            return [*effects, *self._drop_peer(peer.nick, "timeout")]
+        if peer.reachable and now >= peer.next_ping:
+            peer.next_ping = now + self.settings.ping_interval
+            effects.extend(self._send(peer, Ping(stamp=int(now * 1e6))))
+        if peer.fallback_at is not None and now >= peer.fallback_at and peer.link is None:
+            peer.fallback_at = None
+            if self._fallback:
+                effects.extend(self._use_fallback(peer, now))
+        if peer.redial_at is not None and now >= peer.redial_at and peer.link is None:
+            peer.redial_at = None
+            if peer.attempt is None:
+                effects.extend(self._dialer.start(peer, now))
+        if peer.retransmit_at is not None and now >= peer.retransmit_at:
+            effects.extend(self._resend(peer, now))
+        return effects
+
+    def _silence_limit(self, peer: Peer) -> float:
+        return self.settings.peer_timeout if peer.link else self.settings.fallback_timeout
+
+    # ------------------------------------------------------------------ members
 
     def _add_peer(self, nick: str, now: float) -> list[Effect]:
         session = PairSession(
             self.me, nick, self.room_code, self._password, self._candidates, entropy=self._entropy
         )
-        peer = self.peers[nick] = Peer(nick, session, outbox=list(self._backlog))
-        peer.last_heard = now
+        peer = self.peers[nick] = Peer(nick, session, last_heard=now)
+        peer.fallback_id = fallback_member_id(self._fallback_room, nick)
+        self._by_fallback_id[peer.fallback_id] = nick
+        for text in self._backlog:
+            peer.delivery.queue(text)
         return [Show({"event": "peer_joined", "nick": nick}), *self._signals(session.start())]
 
     def _drop_peer(self, nick: str, reason: str) -> list[Effect]:
         peer = self.peers.pop(nick, None)
         if peer is None:
             return []
-        effects: list[Effect] = [Disallow(nick)]
-        for attempt in sorted(peer.open_attempts):
-            self._attempts.pop(attempt, None)
-            effects.append(Hangup(attempt))
+        self._by_fallback_id.pop(peer.fallback_id, None)
+        effects: list[Effect] = [Disallow(nick), *self._dialer.hang_up_all(peer)]
         effects.append(Show({"event": "peer_left", "nick": nick, "reason": reason}))
         return effects
 
@@ -292,25 +307,21 @@ class RoomCore:
     def _on_verified(self, peer: Peer, candidates: Candidates, now: float) -> list[Effect]:
         self._authoritative = True  # we share the secret with a member: it is the room's
         peer.server_key = candidates.curve_key
-        peer.candidates = self._dial_order(candidates)
+        if self.settings.transport == "fallback":
+            return (
+                self._use_fallback(peer, now)
+                if self._fallback
+                else [Show({"event": "error", "message": "no fallback server to reach members"})]
+            )
+        peer.fallback_at = now + self.settings.direct_timeout if self._fallback else None
         allow: list[Effect] = [Allow(peer.nick, candidates.curve_key)]
         if peer.session.dials_first:
-            return [*allow, *self._dial_next(peer, now)]
-        # One side dials first so that both end up on one connection; the other dials only if
-        # nothing has come in by the time the first side has tried all our addresses.
-        ours = len(self._dial_order(self._candidates))
+            return [*allow, *self._dialer.start(peer, now)]
+        # The other side dials first; we dial only if nothing came in by the time it could
+        # have tried all our addresses (both sides then share one connection).
+        ours = len(dial_order(self._candidates))
         peer.redial_at = now + self.settings.connect_timeout * (ours + 1)
         return allow
-
-    @staticmethod
-    def _dial_order(candidates: Candidates | None) -> list[tuple[PathName, Endpoint]]:
-        if candidates is None:
-            return []
-        order: list[tuple[PathName, Endpoint]] = [("lan", e) for e in candidates.lan]
-        for public in (candidates.reported, candidates.observed):
-            if public is not None and all(public != endpoint for _, endpoint in order):
-                order.append(("direct", public))
-        return order
 
     def _on_mismatch(self, peer: Peer, now: float) -> list[Effect]:
         if not self._authoritative:
@@ -338,76 +349,100 @@ class RoomCore:
             effects.append(Show({"event": "room_locked", "code": self.room_code}))
         return effects
 
-    def _dial_next(self, peer: Peer, now: float) -> list[Effect]:
-        effects: list[Effect] = []
-        if peer.attempt is not None:  # it timed out
-            self._attempts.pop(peer.attempt, None)
-            peer.open_attempts.discard(peer.attempt)
-            effects.append(Hangup(peer.attempt))
-            peer.attempt = peer.attempt_deadline = None
-        if peer.link is not None:
-            return effects
-        if not peer.candidates:
-            peer.redial_at = now + self.settings.redial_interval
-            message = f"no direct path to {peer.nick} yet; retrying"
-            return [*effects, Show({"event": "error", "message": message})]
-        path, endpoint = peer.candidates.pop(0)
-        attempt = next(self._attempt_ids)
-        self._attempts[attempt] = (peer.nick, path)
-        peer.open_attempts.add(attempt)
-        peer.attempt, peer.attempt_deadline = attempt, now + self.settings.connect_timeout
-        hello = CONTROL + encode(LinkHello(path=path))
-        return [*effects, Dial(peer.nick, attempt, endpoint, peer.server_key, hello)]
+    # ------------------------------------------------------------------ paths
 
-    def _on_control(self, peer: Peer, link: Link, body: bytes, now: float) -> list[Effect]:
-        """Hello -> ack -> ready: a link carries records only once both ends have kept it."""
-        try:
-            control = _CONTROL.validate_json(body)
-        except ValidationError:
-            return []
-        if isinstance(link, InLink):
-            if isinstance(control, LinkHello):
-                return [ToLink(link, CONTROL + encode(LinkHelloAck()))]
-            if isinstance(control, LinkReady) and peer.link is None and peer.session.confirmed:
-                return self._connected(peer, link, control.path, now)
-            return []
-        if not isinstance(control, LinkHelloAck) or link.attempt not in peer.open_attempts:
-            return []
-        path = self._attempts.get(link.attempt, (peer.nick, "direct"))[1]
-        if peer.attempt == link.attempt:
-            peer.attempt = peer.attempt_deadline = None  # answered: keep it open
-        effects: list[Effect] = [ToLink(link, CONTROL + encode(LinkReady(path=path)))]
-        if peer.link is None and peer.session.confirmed:
-            effects.extend(self._connected(peer, link, path, now))
-        return effects
+    def _announce(self, peer: Peer, path: PathName) -> Show:
+        kind = "path_changed" if peer.announced else "connected"
+        peer.announced, peer.path = True, path
+        return Show({"event": kind, "nick": peer.nick, "path": path})
 
-    def _connected(self, peer: Peer, link: Link, path: PathName, now: float) -> list[Effect]:
-        peer.link, peer.path = link, path
-        peer.last_heard, peer.next_ping = now, now
-        peer.redial_at = None
-        # A dial still pending stays open until answered or timed out: the member may pick it
-        # as its own sending link, and closing it would drop what it sends.
-        effects: list[Effect] = [Show({"event": "connected", "nick": peer.nick, "path": path})]
+    def _use_link(self, peer: Peer, link: Link, path: PathName, now: float) -> list[Effect]:
+        peer.link, peer.on_fallback = link, False
+        peer.fallback_at = peer.redial_at = None
+        peer.link_heard = peer.last_heard = peer.next_ping = now
         self._backlog.clear()
-        outbox, peer.outbox = peer.outbox, []
-        effects.extend(self._record(peer, Chat(text=text)) for text in outbox)
-        return effects
+        return [self._announce(peer, path), *self._resend(peer, now)]
 
-    def _say(self, text: str) -> list[Effect]:
+    def _use_fallback(self, peer: Peer, now: float) -> list[Effect]:
+        peer.on_fallback, peer.last_heard, peer.next_ping = True, now, now
+        self._backlog.clear()
+        if self.settings.transport == "auto" and peer.redial_at is None and peer.attempt is None:
+            # Keep trying to go direct; the side that dials first tries first.
+            later = 1.0 if peer.session.dials_first else 1.5
+            peer.redial_at = now + self.settings.redial_interval * later
+        return [self._announce(peer, "fallback"), *self._resend(peer, now)]
+
+    def _lose_link(self, peer: Peer, now: float) -> list[Effect]:
+        """The direct link went silent: through the fallback server if we may, else gone."""
+        peer.link = None
+        effects = self._dialer.hang_up_all(peer)
+        if not self._fallback:
+            return [*effects, *self._drop_peer(peer.nick, "timeout")]
+        return [*effects, *self._use_fallback(peer, now)]
+
+    # ------------------------------------------------------------------ records
+
+    def _on_record(self, peer: Peer, channel: Channel, record: bytes, now: float) -> list[Effect]:
+        try:
+            message = peer.session.open(channel, record)
+        except CryptoError:
+            return []  # forged, replayed or reordered: dropped, never shown
+        peer.last_heard = now
+        if isinstance(message, Chat):
+            text, ack = peer.delivery.receive(message.n, message.text)
+            effects = self._send(peer, Ack(n=ack))
+            if text is not None:
+                effects.append(Show({"event": "message", "from": peer.nick, "text": text}))
+            return effects
+        if isinstance(message, Ack):
+            if peer.delivery.on_ack(message.n):
+                peer.retransmit_at = (
+                    now + self.settings.retransmit_interval if peer.delivery.unacked else None
+                )
+            return []
+        if isinstance(message, Ping):
+            return self._send(peer, Pong(stamp=message.stamp))
+        if isinstance(message, Pong):
+            peer.rtt = max(0.0, now - message.stamp / 1e6)
+            return []
+        if isinstance(message, Bye):
+            return self._drop_peer(peer.nick, "left")
+        return []
+
+    def _say(self, text: str, now: float) -> list[Effect]:
         if not self.peers:
             self._backlog.append(text)
             return []
         effects: list[Effect] = []
         for peer in self.peers.values():
-            if peer.link is None:
-                peer.outbox.append(text)
-            else:
-                effects.append(self._record(peer, Chat(text=text)))
+            number = peer.delivery.queue(text)
+            if peer.reachable:
+                effects.extend(self._send(peer, Chat(n=number, text=text)))
+                if peer.retransmit_at is None:
+                    peer.retransmit_at = now + self.settings.retransmit_interval
         return effects
 
-    def _record(self, peer: Peer, message: Chat | Ping | Pong | Bye) -> ToLink:
-        assert peer.link is not None  # callers send only on chosen links
-        return ToLink(peer.link, RECORD + peer.session.seal_link(message))
+    def _resend(self, peer: Peer, now: float) -> list[Effect]:
+        if not peer.reachable or not peer.delivery.unacked:
+            peer.retransmit_at = None
+            return []
+        peer.retransmit_at = now + self.settings.retransmit_interval
+        effects: list[Effect] = []
+        for number, text in peer.delivery.unacked.items():
+            effects.extend(self._send(peer, Chat(n=number, text=text)))
+        return effects
+
+    def _send(self, peer: Peer, message: Chat | Ack | Ping | Pong | Bye) -> list[Effect]:
+        if peer.link is not None:
+            return [ToLink(peer.link, RECORD + peer.session.seal("link", message))]
+        if peer.on_fallback:
+            payload = b64(peer.session.seal("fallback", message))
+            return [ToFallback(Forward(type="send", to=peer.fallback_id, payload=payload))]
+        return []
+
+    def _attach(self) -> ToFallback:
+        member = fallback_member_id(self._fallback_room, self.me)
+        return ToFallback(Attach(type="attach", room=self._fallback_room, member=member))
 
     def _pending(self) -> bool:
-        return bool(self._backlog) or any(peer.outbox for peer in self.peers.values())
+        return bool(self._backlog) or any(p.delivery.unacked for p in self.peers.values())

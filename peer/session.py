@@ -10,6 +10,7 @@ import base64
 import os
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -126,6 +127,8 @@ class PairSession:
         self._signal_in: Opener | None = None
         self._link_out: Sealer | None = None
         self._link_in: Opener | None = None
+        self._fallback_out: Sealer | None = None
+        self._fallback_in: Opener | None = None
         self.remote_candidates: Candidates | None = None
 
     @property
@@ -178,6 +181,8 @@ class PairSession:
         self.phase = Phase.CONFIRMED
         self._signal_out, self._signal_in = Sealer(keys.signal.send), Opener(keys.signal.receive)
         self._link_out, self._link_in = Sealer(keys.link.send), Opener(keys.link.receive)
+        self._fallback_out = Sealer(keys.fallback.send)
+        self._fallback_in = Opener(keys.fallback.receive)
         # The side that dials first (lower nick) sends its candidates at once; the other sends
         # its own only after it has the dialer's key, so the dialer is never refused by ZAP
         # (libzmq does not retry a connection its peer refused).
@@ -202,14 +207,16 @@ class PairSession:
         verified: list[SessionEffect] = [Verified(self.them, message)]
         return verified if self.dials_first else [*verified, self._send_candidates()]
 
-    def seal_link(self, message: PeerMessage) -> bytes:
-        """One record for the direct link; NotConfirmed until the key is confirmed."""
-        if self._link_out is None:
+    def seal(self, channel: Literal["link", "fallback"], message: PeerMessage) -> bytes:
+        """One record for a direct link or the fallback server; NotConfirmed until confirmed."""
+        sealer = self._link_out if channel == "link" else self._fallback_out
+        if sealer is None:
             raise NotConfirmed(f"no confirmed key with {self.them}")
-        return self._link_out.seal(encode(message))
+        return sealer.seal(encode(message))
 
-    def open_link(self, record: bytes) -> PeerMessage:
-        """The message in a link record; CryptoError for forgeries, replays and reordering."""
-        if self._link_in is None:
-            raise CryptoError("a link record before key confirmation")
-        return decode_peer_message(self._link_in.open(record))
+    def open(self, channel: Literal["link", "fallback"], record: bytes) -> PeerMessage:
+        """The message in a record; CryptoError for forgeries, replays and reordering."""
+        opener = self._link_in if channel == "link" else self._fallback_in
+        if opener is None:
+            raise CryptoError("a record before key confirmation")
+        return decode_peer_message(opener.open(record))

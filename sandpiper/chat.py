@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import zmq
 from pydantic import TypeAdapter, ValidationError
@@ -18,7 +18,14 @@ from peer.invite import Invite, generate_secret, parse_invite
 from peer.links import Listener, local_candidates
 from peer.members import PeerSettings
 from peer.node import INPUT_ENDPOINT, Node, NodeParts
-from peer.relay_client import RelayConnection, RelayRefused, RelayUnavailable, first_answering
+from peer.relay_client import (
+    FallbackConnection,
+    RelayConnection,
+    RelayRefused,
+    RelayUnavailable,
+    first_answering,
+    normalise_endpoint,
+)
 from peer.room import RoomCore
 from peer.ui import JsonOutput, RichOutput
 from schemas.fields import Nick
@@ -41,6 +48,8 @@ class MemberOptions:
     relay_timeout: float
     settings: PeerSettings
     advertise: Endpoint | None = None
+    fallback: str | None = None
+    """HOST:PORT overriding the fallback server the relay advertises."""
 
 
 def default_nick() -> str:
@@ -81,7 +90,12 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
         if started is None:
             listener.close()
             return 1
-        relay, invite, observed_host, members = started
+        relay, invite, observed_host, members, advertised = started
+        fallback = _fallback_connection(context, options, advertised, show)
+        if fallback is False:
+            listener.close()
+            relay.close()
+            return 1
         candidates = local_candidates(
             options.listen_host,
             listener.port,
@@ -96,10 +110,12 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
             candidates=candidates,
             authoritative=invite_text is None,
             settings=options.settings,
+            fallback=fallback is not None,
         )
         scripted = options.json or not sys.stdin.isatty()
         input_fd = sys.stdin.fileno() if scripted else None
-        node = Node(NodeParts(context, relay, listener, core), show, input_fd=input_fd)
+        parts = NodeParts(context, relay, listener, core, fallback or None)
+        node = Node(parts, show, input_fd=input_fd)
         node.perform(core.start(members, time.monotonic()))
         try:
             code = node.run() if scripted else _run_interactive(node, context)
@@ -118,7 +134,7 @@ def _enter_room(
     invite_text: str | None,
     open_room: bool,
     show: Any,
-) -> tuple[RelayConnection, Invite, str | None, list[str]] | None:
+) -> tuple[RelayConnection, Invite, str | None, list[str], str | None] | None:
     try:
         if invite_text is None:
             request = CreateRoom(type="create_room", nick=options.nick)
@@ -128,7 +144,7 @@ def _enter_room(
                 reply.code, "" if open_room else generate_secret(secrets.SystemRandom())
             )
             show({"event": "room_created", "code": str(invite), "open": invite.is_open})
-            return relay, invite, reply.observed_host, []
+            return relay, invite, reply.observed_host, [], reply.fallback
         invite = parse_invite(invite_text)
         request = RegisterPeer(type="register_peer", code=invite.room_code, nick=options.nick)
         relay, registered = first_answering(context, options.relays, request, options.relay_timeout)
@@ -138,12 +154,34 @@ def _enter_room(
         assert isinstance(info, RoomInfo)
         members = [peer.nick for peer in info.peers if peer.nick != options.nick]
         show({"event": "joined", "room": invite.room_code, "open": invite.is_open})
-        return relay, invite, getattr(registered, "observed_host", None), members
+        return (
+            relay,
+            invite,
+            getattr(registered, "observed_host", None),
+            members,
+            getattr(registered, "fallback", None),
+        )
     except (RelayUnavailable, TimeoutError, ValueError) as exc:
         show({"event": "error", "message": str(exc)})
     except RelayRefused as exc:
         show({"event": "error", "message": _explain(exc), "code": str(exc.code)})
     return None
+
+
+def _fallback_connection(
+    context: zmq.Context[Any], options: MemberOptions, advertised: str | None, show: Any
+) -> FallbackConnection | Literal[False] | None:
+    """The fallback server to use (ours overrides the relay's), None for none, False to stop."""
+    if options.settings.transport == "p2p":
+        return None
+    address = options.fallback or advertised
+    if address is None:
+        if options.settings.transport == "fallback":
+            message = "--transport fallback needs a fallback server (--fallback HOST:PORT)"
+            show({"event": "error", "message": message})
+            return False
+        return None
+    return FallbackConnection(context, normalise_endpoint(address))
 
 
 def _explain(refusal: RelayRefused) -> str:

@@ -50,6 +50,30 @@ ConnectTimeoutOption = Annotated[
         help="Time each direct address gets before the next is tried.",
     ),
 ]
+FallbackOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SANDPIPER_FALLBACK",
+        help="Fallback server HOST:PORT (overrides the one the relay advertises).",
+    ),
+]
+TransportOption = Annotated[
+    str,
+    typer.Option(
+        envvar="SANDPIPER_TRANSPORT",
+        help="auto: direct, else through the fallback server; p2p: direct only; "
+        "fallback: always through the fallback server.",
+    ),
+]
+DirectTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        parser=duration_option,
+        metavar="DURATION",
+        envvar="SANDPIPER_DIRECT_TIMEOUT",
+        help="With auto: time without a direct path before using the fallback server.",
+    ),
+]
 AdvertiseOption = Annotated[
     str | None,
     typer.Option(
@@ -79,6 +103,9 @@ def _member_options(
     connect_timeout: float,
     peer_timeout: float,
     advertise: str | None,
+    fallback: str | None,
+    transport: str,
+    direct_timeout: float,
 ) -> Any:
     from peer.members import PeerSettings
     from peer.relay_client import normalise_endpoint
@@ -98,6 +125,10 @@ def _member_options(
             for part in value.replace(",", " ").split()
         ]
         reported = parse_advertise(advertise, listen_port) if advertise else None
+        if transport not in ("auto", "p2p", "fallback"):
+            raise ValueError("--transport is auto, p2p or fallback")
+        if fallback is not None:
+            normalise_endpoint(fallback)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if ask_password:
@@ -113,8 +144,14 @@ def _member_options(
         listen_host=listen_host,
         listen_port=listen_port,
         relay_timeout=3.0,
-        settings=PeerSettings(connect_timeout=connect_timeout, peer_timeout=peer_timeout),
+        settings=PeerSettings(
+            connect_timeout=connect_timeout,
+            peer_timeout=peer_timeout,
+            direct_timeout=direct_timeout,
+            transport=transport,  # type: ignore[arg-type]
+        ),
         advertise=reported,
+        fallback=fallback,
     )
 
 
@@ -138,6 +175,9 @@ def create(
     connect_timeout: ConnectTimeoutOption = "1.5s",  # type: ignore[assignment]
     peer_timeout: PeerTimeoutOption = "5s",  # type: ignore[assignment]
     advertise: AdvertiseOption = None,
+    fallback: FallbackOption = None,
+    transport: TransportOption = "auto",
+    direct_timeout: DirectTimeoutOption = "3s",  # type: ignore[assignment]
 ) -> None:
     """Create a room and print the invite to share."""
     from sandpiper.chat import run_member
@@ -154,6 +194,9 @@ def create(
         connect_timeout,
         peer_timeout,
         advertise,
+        fallback,
+        transport,
+        direct_timeout,
     )
     raise typer.Exit(run_member(options, invite_text=None, open_room=open_room))
 
@@ -180,6 +223,9 @@ def join(
     connect_timeout: ConnectTimeoutOption = "1.5s",  # type: ignore[assignment]
     peer_timeout: PeerTimeoutOption = "5s",  # type: ignore[assignment]
     advertise: AdvertiseOption = None,
+    fallback: FallbackOption = None,
+    transport: TransportOption = "auto",
+    direct_timeout: DirectTimeoutOption = "3s",  # type: ignore[assignment]
 ) -> None:
     """Join a room with the invite someone shared."""
     from sandpiper.chat import run_member
@@ -200,5 +246,8 @@ def join(
         connect_timeout,
         peer_timeout,
         advertise,
+        fallback,
+        transport,
+        direct_timeout,
     )
     raise typer.Exit(run_member(options, invite_text=code, open_room=False))

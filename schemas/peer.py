@@ -73,8 +73,18 @@ class Candidates(WireModel):
 
 
 class Chat(WireModel):
+    """Message number `n` from the sender to this member (0, 1, 2, ... whatever the path)."""
+
     kind: Literal["chat"] = "chat"
+    n: Annotated[int, Field(ge=0)]
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+
+
+class Ack(WireModel):
+    """Every message up to and including `n` arrived (-1: none yet)."""
+
+    kind: Literal["ack"] = "ack"
+    n: Annotated[int, Field(ge=-1)]
 
 
 class Ping(WireModel):
@@ -98,7 +108,9 @@ class Hello(WireModel):
     nick: Nick
 
 
-PeerMessage = Annotated[Candidates | Chat | Ping | Pong | Bye | Hello, Field(discriminator="kind")]
+PeerMessage = Annotated[
+    Candidates | Chat | Ack | Ping | Pong | Bye | Hello, Field(discriminator="kind")
+]
 
 
 # ------------------------------------------------------------------ link control (inside CurveZMQ)

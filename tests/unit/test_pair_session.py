@@ -49,8 +49,8 @@ def test_matching_secrets_confirm_and_exchange_candidates() -> None:
     verified = {r.nick: r.candidates for r in results if isinstance(r, Verified)}
     assert verified == {"bob": candidates(2), "alice": candidates(1)}
     assert alice.phase is bob.phase is Phase.CONFIRMED
-    record = alice.seal_link(Chat(text="hi"))
-    assert bob.open_link(record) == Chat(text="hi")
+    record = alice.seal("link", Chat(n=0, text="hi"))
+    assert bob.open("link", record) == Chat(n=0, text="hi")
 
 
 def test_mismatched_secrets_fail_on_both_sides_and_never_seal() -> None:
@@ -60,13 +60,13 @@ def test_mismatched_secrets_fail_on_both_sides_and_never_seal() -> None:
     assert not [r for r in results if isinstance(r, Verified)]
     for session in (alice, bob):
         with pytest.raises(NotConfirmed):
-            session.seal_link(Chat(text="leak"))
+            session.seal("fallback", Chat(n=0, text="leak"))
 
 
 def test_sealing_before_confirmation_is_impossible() -> None:
     alice, _ = pair()
     with pytest.raises(NotConfirmed):
-        alice.seal_link(Chat(text="too early"))
+        alice.seal("link", Chat(n=0, text="too early"))
 
 
 @settings(max_examples=40, deadline=None)

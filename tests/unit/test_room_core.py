@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from fallback.core import FallbackCore
+from fallback.settings import FallbackSettings
 from peer.crypto import pake_password
+from peer.dialing import dial_order
 from peer.effects import (
     Allow,
     Dial,
@@ -14,11 +19,14 @@ from peer.effects import (
     OutLink,
     Quit,
     Show,
+    ToFallback,
     ToLink,
     ToRelay,
 )
 from peer.members import PeerSettings
 from peer.room import RoomCore
+from schemas.codec import decode_with, encode
+from schemas.fallback import FallbackMessage
 from schemas.peer import Candidates, Endpoint
 from schemas.relay import (
     LeaveRoom,
@@ -30,6 +38,7 @@ from schemas.relay import (
 )
 
 ROOM = "pine-ocean-42"
+_FALLBACK_MESSAGES: TypeAdapter[FallbackMessage] = TypeAdapter(FallbackMessage)
 KEYS = {name: (name[0].upper() * 40) for name in ("alice", "bob", "carol", "eve")}
 
 
@@ -45,12 +54,21 @@ class Mesh:
         self.allowed: dict[str, dict[str, str]] = {}
         self.dials: dict[tuple[str, int], tuple[str, bytes]] = {}  # (dialer, attempt) -> peer
         self.reachable = True
+        self.blocked: set[frozenset[str]] = set()
+        """Pairs with no direct path between them."""
+        self.fallback: FallbackCore | None = FallbackCore(FallbackSettings())
         self.refused: list[tuple[str, Any]] = []
         self.hold_acks = False
         self.held: list[tuple[str, Any]] = []
         self.queue: list[tuple[str, Any]] = []
 
-    def add(self, nick: str, secret: str = "amber-falcon", creator: bool = False) -> RoomCore:
+    def add(
+        self,
+        nick: str,
+        secret: str = "amber-falcon",
+        creator: bool = False,
+        transport: str = "auto",
+    ) -> RoomCore:
         candidates = Candidates(
             lan=[Endpoint(host="10.0.0.1", port=1000 + len(self.cores))], curve_key=KEYS[nick]
         )
@@ -60,7 +78,8 @@ class Mesh:
             password=pake_password(secret),
             candidates=candidates,
             authoritative=creator,
-            settings=PeerSettings(),
+            settings=PeerSettings(transport=transport),  # type: ignore[arg-type]
+            fallback=self.fallback is not None,
         )
         existing = list(self.cores)
         self.cores[nick] = core
@@ -109,7 +128,7 @@ class Mesh:
             self.allowed[owner] = {k: v for k, v in self.allowed[owner].items() if v != effect.nick}
         elif isinstance(effect, Dial):
             target = next(n for n, key in KEYS.items() if key == effect.server_key)
-            if not self.reachable:
+            if not self.reachable or frozenset((owner, target)) in self.blocked:
                 return  # nobody answers: the attempt times out
             if KEYS[owner] not in self.allowed[target]:
                 self.refused.append((owner, effect))  # ZAP says no; ZMQ retries the handshake
@@ -122,6 +141,17 @@ class Mesh:
                     InLink(routing_id), owner, effect.hello, self.now
                 )
             ]
+        elif isinstance(effect, ToFallback):
+            if self.fallback is None:
+                return
+            for send in self.fallback.handle(owner.encode(), [encode(effect.request)], self.now):
+                raw = send.message if isinstance(send.message, bytes) else encode(send.message)
+                message = decode_with(_FALLBACK_MESSAGES, raw, None)
+                receiver = send.client.decode()
+                if receiver in self.cores and receiver not in self.quit:
+                    self.queue += [
+                        (receiver, e) for e in self.cores[receiver].on_fallback(message, self.now)
+                    ]
         elif isinstance(effect, Hangup):
             self.dials.pop((owner, effect.attempt), None)
         elif isinstance(effect, ToLink):
@@ -130,6 +160,8 @@ class Mesh:
                 if (owner, link.attempt) not in self.dials:
                     return
                 target, routing_id = self.dials[(owner, link.attempt)]
+                if frozenset((owner, target)) in self.blocked:
+                    return  # the link is cut: frames vanish
                 self.queue += [
                     (target, e)
                     for e in self.cores[target].on_link_frame(
@@ -141,6 +173,8 @@ class Mesh:
                     self.held.append((owner, effect))
                     return
                 dialer, attempt = link.routing_id.decode().split("#")
+                if frozenset((owner, dialer)) in self.blocked:
+                    return
                 if (dialer, int(attempt)) in self.dials:
                     self.queue += [
                         (dialer, e)
@@ -225,9 +259,93 @@ def test_candidates_are_dialed_lan_then_reported_then_observed_without_repeats()
     lan = Endpoint(host="192.168.1.5", port=7000)
     reported = Endpoint(host="198.51.100.7", port=7100)
     observed = Endpoint(host="203.0.113.9", port=7000)
-    order = RoomCore._dial_order(
+    order = dial_order(
         Candidates(lan=[lan], reported=reported, observed=observed, curve_key="A" * 40)
     )
     assert order == [("lan", lan), ("direct", reported), ("direct", observed)]
     same = Candidates(lan=[lan], reported=lan, observed=lan, curve_key="A" * 40)
-    assert RoomCore._dial_order(same) == [("lan", lan)]
+    assert dial_order(same) == [("lan", lan)]
+
+
+def messages(mesh: Mesh, nick: str) -> list[tuple[str, str]]:
+    return [(e["from"], e["text"]) for e in mesh.events(nick, "message")]
+
+
+def paths(mesh: Mesh, nick: str) -> list[tuple[str, str, str]]:
+    return [
+        (e["event"], e["nick"], e["path"])
+        for e in mesh.shown[nick]
+        if e["event"] in ("connected", "path_changed")
+    ]
+
+
+def test_members_with_no_direct_path_meet_through_the_fallback_server() -> None:
+    mesh = Mesh()
+    mesh.blocked.add(frozenset(("alice", "bob")))
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    mesh.advance(4.0)
+    assert paths(mesh, "alice") == [("connected", "bob", "fallback")]
+    assert paths(mesh, "bob") == [("connected", "alice", "fallback")]
+    mesh.say("alice", "via the server")
+    mesh.say("bob", "back at you")
+    assert messages(mesh, "bob") == [("alice", "via the server")]
+    assert messages(mesh, "alice") == [("bob", "back at you")]
+
+
+def test_one_member_forcing_fallback_puts_the_pair_on_it() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("bob", transport="fallback")
+    mesh.advance(4.0)
+    assert paths(mesh, "bob") == [("connected", "alice", "fallback")]
+    assert paths(mesh, "alice") == [("connected", "bob", "fallback")]
+    mesh.say("bob", "forced")
+    assert messages(mesh, "alice") == [("bob", "forced")]
+
+
+def test_only_the_pair_without_a_path_uses_the_fallback() -> None:
+    mesh = Mesh()
+    mesh.blocked.add(frozenset(("bob", "carol")))
+    for nick in ("alice", "bob", "carol"):
+        mesh.add(nick, creator=nick == "alice")
+    mesh.advance(5.0)
+    assert dict((n, p) for _, n, p in paths(mesh, "carol")) == {"alice": "lan", "bob": "fallback"}
+    assert dict((n, p) for _, n, p in paths(mesh, "alice")) == {"bob": "lan", "carol": "lan"}
+    mesh.say("carol", "hi all")
+    assert messages(mesh, "alice") == messages(mesh, "bob") == [("carol", "hi all")]
+
+
+def test_a_cut_link_demotes_to_fallback_then_upgrades_and_nothing_is_lost_or_doubled() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    mesh.say("alice", "one")
+    mesh.blocked.add(frozenset(("alice", "bob")))  # a drop rule appears
+    mesh.say("alice", "two (lost on the link)")
+    mesh.advance(7.0)  # silence past the peer timeout: demoted
+    assert ("path_changed", "bob", "fallback") in paths(mesh, "alice")
+    mesh.say("alice", "three")
+    mesh.blocked.clear()  # the rule goes away
+    mesh.advance(15.0)  # the background redial finds the link again
+    assert paths(mesh, "alice")[-1] == ("path_changed", "bob", "lan")
+    mesh.say("alice", "four")
+    assert messages(mesh, "bob") == [
+        ("alice", t) for t in ("one", "two (lost on the link)", "three", "four")
+    ]
+
+
+def test_a_restarted_fallback_server_loses_nothing() -> None:
+    mesh = Mesh()
+    mesh.blocked.add(frozenset(("alice", "bob")))
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    mesh.advance(4.0)
+    mesh.say("alice", "before")
+    mesh.fallback = FallbackCore(FallbackSettings())  # killed and started again: empty
+    mesh.say("alice", "during")
+    mesh.say("bob", "reply during")
+    mesh.advance(8.0)
+    mesh.say("alice", "after")
+    assert messages(mesh, "bob") == [("alice", "before"), ("alice", "during"), ("alice", "after")]
+    assert messages(mesh, "alice") == [("bob", "reply during")]
