@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,6 +106,7 @@ class FallbackProcess(RelayProcess):
     """`sandpiper fallback` as a child process on a random loopback port."""
 
     def start(self, *, port: int | None = 0, pub_port: int | None = None) -> FallbackProcess:
+        """Start (or start again: `port` keeps a restarted server's address)."""
         args = ["fallback", "--host", "127.0.0.1", "--port", str(port or 0)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -311,3 +313,48 @@ def create_room(
 ) -> tuple[Member, str]:
     member = Member(relay, "create", "--nick", nick, *extra, env=env)
     return member, member.event("room_created")["code"]
+
+
+ETH_P_ALL = 0x0003
+
+
+class LoopbackRecorder:
+    """Every frame on the loopback interface, raw, via an AF_PACKET socket (needs root)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self._socket.bind(("lo", 0))
+        self._socket.settimeout(0.1)
+        self._frames: list[bytes] = []
+        self._running = True
+        self._thread = threading.Thread(target=self._record, daemon=True)
+        self._thread.start()
+
+    def _record(self) -> None:
+        while self._running:
+            try:
+                self._frames.append(self._socket.recv(65_535))
+            except TimeoutError:
+                continue
+
+    def stop(self) -> bytes:
+        if self._running:
+            self._running = False
+            self._thread.join(timeout=5)
+            self._socket.close()
+        return b"".join(self._frames)
+
+    def tcp_payloads(self, port: int) -> bytes:
+        """The TCP payload bytes of IPv4 frames to or from `port` (loopback's 14-byte header)."""
+        chunks = []
+        for frame in self._frames:
+            if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+                continue
+            ip_header = (frame[14] & 0x0F) * 4
+            tcp = frame[14 + ip_header :]
+            if len(tcp) < 20:
+                continue
+            ports = {int.from_bytes(tcp[0:2], "big"), int.from_bytes(tcp[2:4], "big")}
+            if port in ports:
+                chunks.append(tcp[(tcp[12] >> 4) * 4 :])
+        return b"".join(chunks)

@@ -2,54 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.helpers import Member, create_room, running_relay
-
-ETH_P_ALL = 0x0003
-
-
-class LoopbackRecorder:
-    """Every frame on the loopback interface, raw, via an AF_PACKET socket (needs root)."""
-
-    def __init__(self) -> None:
-        self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self._socket.bind(("lo", 0))
-        self._socket.settimeout(0.1)
-        self._frames: list[bytes] = []
-        self._running = True
-        self._thread = threading.Thread(target=self._record, daemon=True)
-        self._thread.start()
-
-    def _record(self) -> None:
-        while self._running:
-            try:
-                self._frames.append(self._socket.recv(65_535))
-            except TimeoutError:
-                continue
-
-    def stop(self) -> bytes:
-        self._running = False
-        self._thread.join(timeout=5)
-        self._socket.close()
-        return b"".join(self._frames)
-
-
-@pytest.fixture
-def recorder() -> Iterator[LoopbackRecorder]:
-    if os.geteuid() != 0 or not hasattr(socket, "AF_PACKET"):
-        if os.environ.get("CI"):
-            pytest.fail("CI runs as root on Linux: the capture test must run there")
-        pytest.skip("capturing loopback traffic needs root on Linux")
-    capture = LoopbackRecorder()
-    yield capture
-    capture.stop()
+from tests.helpers import LoopbackRecorder, Member, create_room, running_relay
 
 
 def test_neither_secret_words_nor_password_nor_text_cross_a_socket_in_the_clear(
