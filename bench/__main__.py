@@ -2,9 +2,11 @@
 
 import sys
 
-from bench import peer_bench, relay_bench
+from bench import fallback_bench, peer_bench, relay_bench
 
 status = relay_bench.main([])
 print()
 status |= peer_bench.main([])
+print()
+status |= fallback_bench.main([])
 sys.exit(status)
