@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from peer.delivery import Delivery
 from peer.effects import Link
@@ -62,6 +62,8 @@ class Peer:
     """Anything on the direct link: only this proves the link alive."""
     next_ping: float = 0.0
     retransmit_at: float | None = None
+    ack_due: int | None = None
+    """An acknowledgement to send on the next tick (several arrivals share one)."""
     rtt: float | None = None
     leaving_at: float | None = None
     """The relay says it left; its paths get until then to deliver what it sent."""
@@ -69,3 +71,13 @@ class Peer:
     @property
     def reachable(self) -> bool:
         return self.link is not None or self.on_fallback
+
+
+def describe(peer: Peer) -> dict[str, Any]:
+    """What `/peers` shows of a member."""
+    return {
+        "nick": peer.nick,
+        "state": "connected" if peer.reachable else peer.session.phase.value,
+        "path": peer.path,
+        "rtt_ms": None if peer.rtt is None else round(peer.rtt * 1000, 2),
+    }

@@ -25,7 +25,7 @@ from peer.effects import (
     ToLink,
     ToRelay,
 )
-from peer.members import Peer, PeerSettings
+from peer.members import Peer, PeerSettings, describe
 from peer.session import Mismatch, PairSession, SignalOut, Verified, b64, unb64
 from schemas.fallback import Attach, Attached, Deliver, FallbackError, FallbackHeartbeat, Forward
 from schemas.peer import MAX_TEXT, Ack, Bye, Candidates, Chat, PathName, Ping, Pong
@@ -201,6 +201,8 @@ class RoomCore:
     def next_deadline(self) -> float | None:
         deadlines = [self._next_heartbeat, self._eof_deadline]
         for peer in self.peers.values():
+            if peer.ack_due is not None:
+                return 0.0  # at once, once the adapter has done what it is doing
             deadlines += [
                 peer.leaving_at,
                 peer.attempt_deadline,
@@ -215,15 +217,7 @@ class RoomCore:
         return min((d for d in deadlines if d is not None), default=None)
 
     def describe_peers(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "nick": peer.nick,
-                "state": "connected" if peer.reachable else peer.session.phase.value,
-                "path": peer.path,
-                "rtt_ms": None if peer.rtt is None else round(peer.rtt * 1000, 2),
-            }
-            for peer in self.peers.values()
-        ]
+        return [describe(peer) for peer in self.peers.values()]
 
     # ------------------------------------------------------------------ time
 
@@ -231,6 +225,9 @@ class RoomCore:
         if peer.leaving_at is not None and now >= peer.leaving_at:
             return self._drop_peer(peer.nick, "left")
         effects: list[Effect] = []
+        if peer.ack_due is not None:
+            effects.extend(self._send(peer, Ack(n=peer.ack_due)))
+            peer.ack_due = None
         if peer.attempt_deadline is not None and now >= peer.attempt_deadline:
             effects.extend(self._dialer.dial_next(peer, now))
         if peer.link is not None and now - peer.link_heard > self.settings.peer_timeout:
@@ -389,11 +386,11 @@ class RoomCore:
             return []  # forged, replayed or reordered: dropped, never shown
         peer.last_heard = now
         if isinstance(message, Chat):
-            text, ack = peer.delivery.receive(message.n, message.text)
-            effects = self._send(peer, Ack(n=ack))
-            if text is not None:
-                effects.append(Show({"event": "message", "from": peer.nick, "text": text}))
-            return effects
+            text, peer.ack_due = peer.delivery.receive(message.n, message.text)
+            # The ack goes on the next tick: after the message is shown, shared by a burst.
+            if text is None:
+                return []
+            return [Show({"event": "message", "from": peer.nick, "text": text})]
         if isinstance(message, Ack):
             if peer.delivery.on_ack(message.n):
                 peer.retransmit_at = (

@@ -112,8 +112,9 @@ class RichOutput:
 
     def _on_path_changed(self, event: dict[str, Any]) -> None:
         how = "through the fallback server" if event["path"] == "fallback" else "directly"
-        self._line(self._nick(event["nick"]), Text(f" now reached {how} ({event['path']})",
-                                                   style="yellow"))
+        self._line(
+            self._nick(event["nick"]), Text(f" now reached {how} ({event['path']})", style="yellow")
+        )
 
     def _on_message(self, event: dict[str, Any]) -> None:
         self._line(self._nick(event["from"]), Text(": "), Text(sanitize(event["text"])))
