@@ -32,7 +32,6 @@ from peer.effects import (
 )
 from peer.links import Listener, dial
 from peer.relay_client import FallbackConnection, RelayConnection
-from peer.room import RoomCore
 
 log = logging.getLogger("sandpiper.peer")
 INPUT_ENDPOINT = "inproc://sandpiper-input"
@@ -42,9 +41,10 @@ _MAX_WAIT = 0.5
 @dataclass
 class NodeParts:
     context: zmq.Context[Any]
-    relay: RelayConnection
+    relay: RelayConnection | None
     listener: Listener
-    core: RoomCore
+    core: Any
+    """A RoomCore, or a HostedRoom wrapping one (same methods)."""
     fallback: FallbackConnection | None = None
 
 
@@ -81,8 +81,10 @@ class Node:
             Quit: self._quit,
         }
         self.poller = zmq.Poller()
-        for sock in (self.relay.socket, self.listener.router, self.listener.zap, self.input):
+        for sock in (self.listener.router, self.listener.zap, self.input):
             self.poller.register(sock, zmq.POLLIN)
+        if self.relay is not None:
+            self.poller.register(self.relay.socket, zmq.POLLIN)
         if self.fallback is not None:
             self.poller.register(self.fallback.socket, zmq.POLLIN)
         self.input_fd = input_fd
@@ -95,6 +97,8 @@ class Node:
             self._perform_one[type(effect)](effect)
 
     def _to_relay(self, effect: ToRelay) -> None:
+        if self.relay is None:
+            return
         try:
             self.relay.send(effect.request)
         except zmq.Again:
@@ -136,9 +140,10 @@ class Node:
 
     def run(self) -> int:
         """Until the core quits; returns the exit code."""
-        for message in self.relay.early:
-            self.perform(self.core.on_relay(message, time.monotonic()))
-        self.relay.early.clear()
+        if self.relay is not None:
+            for message in self.relay.early:
+                self.perform(self.core.on_relay(message, time.monotonic()))
+            self.relay.early.clear()
         try:
             while self.exit_code is None:
                 self._pass()
@@ -160,7 +165,7 @@ class Node:
     def _handle_ready(self, ready: dict[Any, int], now: float) -> None:
         if self.listener.zap in ready:
             self.listener.answer_zap()
-        if self.relay.socket in ready:
+        if self.relay is not None and self.relay.socket in ready:
             while (message := self.relay.receive()) is not None:
                 self.perform(self.core.on_relay(message, now))
         if self.fallback is not None and self.fallback.socket in ready:
@@ -209,7 +214,8 @@ class Node:
         for dealer in self.dialers.values():
             dealer.close(linger=1000)
         self.dialers.clear()
-        self.relay.close(linger_ms=1000)
+        if self.relay is not None:
+            self.relay.close(linger_ms=1000)
         if self.fallback is not None:
             self.fallback.close(linger_ms=1000)
         self.listener.close()

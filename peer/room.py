@@ -58,6 +58,7 @@ class RoomCore:
         authoritative: bool,
         settings: PeerSettings | None = None,
         fallback: bool = False,
+        fallback_room: str | None = None,
         entropy: Entropy = os.urandom,
     ) -> None:
         """`authoritative`: we created the room, so a secret mismatch is the other side's.
@@ -65,9 +66,9 @@ class RoomCore:
         self.me, self.room_code = me, room_code
         self.settings = settings or PeerSettings()
         self._password, self._candidates, self._entropy = password, candidates, entropy
-        self._authoritative = authoritative
+        self.authoritative = authoritative
         self._fallback = fallback and self.settings.transport != "p2p"
-        self._fallback_room = fallback_room_id(password, room_code)
+        self.fallback_room = fallback_room or fallback_room_id(password, room_code)
         self._by_fallback_id: dict[str, str] = {}
         self.peers: dict[str, Peer] = {}
         self._dialer = Dialer(self.settings)
@@ -261,7 +262,7 @@ class RoomCore:
             self.me, nick, self.room_code, self._password, self._candidates, entropy=self._entropy
         )
         peer = self.peers[nick] = Peer(nick, session, last_heard=now)
-        peer.fallback_id = fallback_member_id(self._fallback_room, nick)
+        peer.fallback_id = fallback_member_id(self.fallback_room, nick)
         self._by_fallback_id[peer.fallback_id] = nick
         for text in self._backlog:
             peer.delivery.queue(text)
@@ -302,7 +303,7 @@ class RoomCore:
         ]
 
     def _on_verified(self, peer: Peer, candidates: Candidates, now: float) -> list[Effect]:
-        self._authoritative = True  # we share the secret with a member: it is the room's
+        self.authoritative = True  # we share the secret with a member: it is the room's
         peer.server_key = candidates.curve_key
         if self.settings.transport == "fallback":
             return (
@@ -321,7 +322,7 @@ class RoomCore:
         return allow
 
     def _on_mismatch(self, peer: Peer, now: float) -> list[Effect]:
-        if not self._authoritative:
+        if not self.authoritative:
             self.peers.pop(peer.nick, None)
             message = "wrong code or password: the room's members hold a different secret"
             return [
@@ -438,8 +439,8 @@ class RoomCore:
         return []
 
     def _attach(self) -> ToFallback:
-        member = fallback_member_id(self._fallback_room, self.me)
-        return ToFallback(Attach(type="attach", room=self._fallback_room, member=member))
+        member = fallback_member_id(self.fallback_room, self.me)
+        return ToFallback(Attach(type="attach", room=self.fallback_room, member=member))
 
     def _pending(self) -> bool:
         return bool(self._backlog) or any(p.delivery.unacked for p in self.peers.values())

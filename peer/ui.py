@@ -92,12 +92,14 @@ class RichOutput:
 
     def _on_joined(self, event: dict[str, Any]) -> None:
         self._line(
-            Text(f"joined {event['room']} as "),
+            Text(f"joined {sanitize(event['room'])} as "),
             self._nick(self.me),
             Text(" - waiting for the others to prove the same code", style="dim"),
         )
         if event.get("open"):
-            self._line(Text("OPEN ROOM: the relay operator can read this chat.", style="bold red"))
+            operator = "server" if event.get("server") else "relay"
+            warning = f"NO SECRET: the {operator} operator can read this chat."
+            self._line(Text(warning, style="bold red"))
 
     def _on_peer_joined(self, event: dict[str, Any]) -> None:
         self._line(

@@ -223,3 +223,42 @@ def _run_interactive(node: Node, context: zmq.Context[Any]) -> int:
         thread.join(timeout=10)
     sender.close(linger=0)
     return result.get("code", 0)
+
+
+def run_hosted_member(options: MemberOptions, *, server: str, room: str) -> int:
+    """`sandpiper server`: chat in `room` on a fallback server, without relay or direct links."""
+    from peer.hosted import HOSTED_ROOM_CODE, HostedRoom, hosted_room_id
+    from peer.members import PeerSettings
+
+    show: Any = JsonOutput() if options.json else RichOutput(options.nick)
+    context: zmq.Context[Any] = zmq.Context()
+    listener = Listener(context, "127.0.0.1", 0)  # admits no one: the transport is `fallback`
+    try:
+        fallback = FallbackConnection(context, normalise_endpoint(server))
+        settings = options.settings
+        core = RoomCore(
+            me=options.nick,
+            room_code=HOSTED_ROOM_CODE,
+            password=pake_password(room, options.password),
+            candidates=local_candidates("127.0.0.1", listener.port, None, listener.public_key),
+            authoritative=False,
+            settings=PeerSettings(
+                peer_timeout=settings.peer_timeout,
+                fallback_timeout=settings.fallback_timeout,
+                transport="fallback",
+            ),
+            fallback=True,
+            fallback_room=hosted_room_id(room),
+        )
+        hosted = HostedRoom(core)
+        show({"event": "joined", "room": room, "open": not options.password, "server": server})
+        scripted = options.json or not sys.stdin.isatty()
+        input_fd = sys.stdin.fileno() if scripted else None
+        node = Node(NodeParts(context, None, listener, hosted, fallback), show, input_fd=input_fd)
+        node.perform(hosted.start([], time.monotonic()))
+        try:
+            return node.run() if scripted else _run_interactive(node, context)
+        finally:
+            node.close()
+    finally:
+        context.destroy(linger=0)

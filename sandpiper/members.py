@@ -251,3 +251,46 @@ def join(
         direct_timeout,
     )
     raise typer.Exit(run_member(options, invite_text=code, open_room=False))
+
+
+@app.command()
+def server(
+    host: Annotated[
+        str, typer.Option(envvar="SANDPIPER_SERVER_HOST", help="Fallback server host.")
+    ],
+    port: Annotated[int, typer.Option(min=1, max=65535, envvar="SANDPIPER_SERVER_PORT")] = 5000,
+    room: Annotated[
+        str, typer.Option(envvar="SANDPIPER_ROOM", help="Room name on that server.")
+    ] = "lobby",
+    nick: NickOption = None,
+    password: PasswordOption = None,
+    ask_password: AskPasswordOption = False,
+    json_mode: JsonOption = False,
+    peer_timeout: PeerTimeoutOption = "5s",  # type: ignore[assignment]
+) -> None:
+    """Chat in a room hosted on a fallback server (the original server mode): no relay, no P2P.
+
+    With a room password the chat is end-to-end encrypted (a PAKE through the server);
+    without one, the server's operator can read it.
+    """
+    from sandpiper.chat import run_hosted_member
+
+    stop_on_sigterm()
+    if not room.strip() or len(room) > 64:
+        raise typer.BadParameter("a room name is 1-64 characters")
+    options = _member_options(
+        nick,
+        None,
+        password,
+        ask_password,
+        json_mode,
+        "127.0.0.1",
+        0,
+        1.5,
+        peer_timeout,
+        None,
+        None,
+        "fallback",
+        3.0,
+    )
+    raise typer.Exit(run_hosted_member(options, server=f"{host}:{port}", room=room))

@@ -230,20 +230,29 @@ class EventWatcher:
 class Member:
     """`sandpiper create|join --json` as a child process; events read by a thread."""
 
-    def __init__(self, relay: RelayProcess, *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        relay: RelayProcess | None,
+        *args: str,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ):
+        """`args` for create/join against `relay`; or a whole `command` of one's own."""
         import queue
         import threading
 
-        relay_address = relay.endpoint.removeprefix("tcp://")
-        command = [
-            *sandpiper_command(),
-            *args,
-            "--json",
-            "--relay",
-            relay_address,
-            "--listen-host",
-            "127.0.0.1",
-        ]
+        if command is None:
+            assert relay is not None
+            relay_address = relay.endpoint.removeprefix("tcp://")
+            command = [
+                *sandpiper_command(),
+                *args,
+                "--json",
+                "--relay",
+                relay_address,
+                "--listen-host",
+                "127.0.0.1",
+            ]
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
