@@ -19,25 +19,10 @@ from tests.helpers import (
 
 
 @pytest.fixture
-def fallback(tmp_path: Path) -> Iterator[FallbackProcess]:
-    server = FallbackProcess(tmp_path).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def relay(tmp_path: Path, fallback: FallbackProcess) -> Iterator[RelayProcess]:
     address = fallback.endpoint.removeprefix("tcp://")
     with running_relay(tmp_path, "--fallback", address) as process:
         yield process
-
-
-@pytest.fixture
-def members() -> Iterator[list[Member]]:
-    started: list[Member] = []
-    yield started
-    for member in started:
-        member.stop()
 
 
 def test_auto_and_forced_fallback_chat_both_ways_through_the_server(

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from tests.helpers import FallbackProcess, LoopbackRecorder, Member, sandpiper_command
 
 
@@ -15,21 +10,6 @@ def Hosted(fallback: FallbackProcess, *args: str, env: dict[str, str] | None = N
     host, port = fallback.endpoint.removeprefix("tcp://").rsplit(":", 1)
     command = [*sandpiper_command(), "server", "--host", host, "--port", port, "--json", *args]
     return Member(None, env=env, command=command)
-
-
-@pytest.fixture
-def fallback(tmp_path: Path) -> Iterator[FallbackProcess]:
-    server = FallbackProcess(tmp_path).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def members() -> Iterator[list[Member]]:
-    started: list[Member] = []
-    yield started
-    for member in started:
-        member.stop()
 
 
 def test_with_a_password_the_hosted_room_is_end_to_end_encrypted(

@@ -21,14 +21,6 @@ def relay(tmp_path: Path) -> Iterator[RelayProcess]:
         yield process
 
 
-@pytest.fixture
-def members() -> Iterator[list[Member]]:
-    started: list[Member] = []
-    yield started
-    for member in started:
-        member.stop()
-
-
 def test_two_members_chat_both_ways_and_leave_cleanly(
     relay: RelayProcess, members: list[Member]
 ) -> None:
