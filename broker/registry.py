@@ -102,9 +102,6 @@ class RoomRegistry:
     def rooms_created_by(self, source: str) -> int:
         return self._rooms_by_source.get(source, 0)
 
-    def member_count(self) -> int:
-        return sum(len(room.members) for room in self._rooms.values())
-
     def client_count(self) -> int:
         return len(self._memberships)
 

@@ -9,7 +9,7 @@ import itertools
 
 from pydantic import TypeAdapter, ValidationError
 
-from peer.effects import Dial, Effect, Hangup, InLink, Link, OutLink, Show, ToLink
+from peer.effects import Dial, Effect, Hangup, InLink, Link, Show, ToLink
 from peer.members import Peer, PeerSettings
 from schemas.codec import encode
 from schemas.peer import (
@@ -105,6 +105,3 @@ class Dialer:
         if peer.attempt == link.attempt:
             peer.attempt = peer.attempt_deadline = None  # answered: keep it open
         return [ToLink(link, CONTROL + encode(LinkReady(path=path)))], path
-
-    def is_ours(self, link: Link) -> bool:
-        return isinstance(link, OutLink) and link.attempt in self._attempts
