@@ -28,6 +28,8 @@ from schemas.relay import (
     LeaveRoom,
     LockRoom,
     LookupRoom,
+    ObserveAddress,
+    ObservedAddress,
     PeerInfo,
     PeerJoined,
     PeerLeft,
@@ -126,6 +128,7 @@ class RelayCore:
             Heartbeat: self._heartbeat,
             SendSignal: self._signal,
             RequestCoordination: self._coordinate,
+            ObserveAddress: self._observe,
         }
 
     # ------------------------------------------------------------------ entry points
@@ -281,6 +284,13 @@ class RelayCore:
         )
         push = CoordinateConnection(code=request.code, peers=peers, timestamp=timestamp)
         return [Send(client, reply), Send(other.client, push)]
+
+    def _observe(
+        self, client: bytes, request: ObserveAddress, origin: Origin, now: float
+    ) -> list[Effect]:
+        self._take_signal_token(client, now)
+        reply = ObservedAddress(host=origin.host, port=origin.port, req_id=request.req_id)
+        return [Send(client, reply)]
 
     # ------------------------------------------------------------------ helpers
 

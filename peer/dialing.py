@@ -9,7 +9,7 @@ import itertools
 
 from pydantic import TypeAdapter, ValidationError
 
-from peer.effects import Dial, Effect, Hangup, InLink, Link, Show, ToLink
+from peer.effects import Dial, Effect, Hangup, InLink, Link, Punch, Show, ToLink
 from peer.members import Peer, PeerSettings
 from schemas.codec import encode
 from schemas.peer import (
@@ -27,10 +27,15 @@ _CONTROL: TypeAdapter[LinkControl] = TypeAdapter(LinkControl)
 
 
 def dial_order(candidates: Candidates | None) -> list[tuple[PathName, Endpoint]]:
-    """LAN addresses, then the reported one, then the one the relay saw; no repeats."""
+    """LAN addresses, then the reported one, then the one the relay saw; no repeats.
+
+    A LAN address the relay saw as the member's public one is not behind a NAT: `direct`."""
     if candidates is None:
         return []
-    order: list[tuple[PathName, Endpoint]] = [("lan", e) for e in candidates.lan]
+    public_host = None if candidates.observed is None else candidates.observed.host
+    order: list[tuple[PathName, Endpoint]] = [
+        ("direct" if e.host == public_host else "lan", e) for e in candidates.lan
+    ]
     for public in (candidates.reported, candidates.observed):
         if public is not None and all(public != endpoint for _, endpoint in order):
             order.append(("direct", public))
@@ -41,6 +46,8 @@ class Dialer:
     def __init__(self, settings: PeerSettings) -> None:
         self.settings = settings
         self._attempts: dict[int, tuple[str, PathName]] = {}  # attempt -> (nick, path)
+        self._answering: set[int] = set()
+        """Punch attempts on which we are the CurveZMQ server: we answer as a listener does."""
         self._ids = itertools.count(1)
 
     def nick_of(self, attempt: int) -> str | None:
@@ -73,16 +80,51 @@ class Dialer:
         hello = CONTROL + encode(LinkHello(path=path))
         return [*effects, Dial(peer.nick, attempt, endpoint, peer.server_key, hello)]
 
+    def punch(self, peer: Peer, now: float) -> list[Effect]:
+        """Connect to the member's public mapping (and the ports above it, if its NAT does
+        not keep ports) from our relay connection's port, for `punch_window` seconds."""
+        remote = peer.session.remote_candidates
+        if remote is None or remote.punch is None:
+            return []
+        span = 1 if remote.port_preserving else self.settings.punch_port_span
+        answering = not peer.session.dials_first
+        hello = b"" if answering else CONTROL + encode(LinkHello(path="punched"))
+        effects: list[Effect] = []
+        for port in range(remote.punch.port, min(remote.punch.port + span, 65536)):
+            attempt = next(self._ids)
+            self._attempts[attempt] = (peer.nick, "punched")
+            if answering:
+                self._answering.add(attempt)
+            peer.open_attempts.add(attempt)
+            peer.punch_attempts.add(attempt)
+            target = Endpoint(host=remote.punch.host, port=port)
+            key = None if answering else peer.server_key
+            effects.append(Punch(peer.nick, attempt, target, key, hello))
+        peer.punch_until = now + self.settings.punch_window
+        return effects
+
+    def end_punch(self, peer: Peer) -> list[Effect]:
+        """Close the punch attempts that did not become the member's link."""
+        effects: list[Effect] = []
+        used = getattr(peer.link, "attempt", None)
+        for attempt in sorted(peer.punch_attempts - {used}):
+            effects.extend(self._hang_up(peer, attempt))
+        peer.punch_attempts &= {used}
+        peer.punch_until = None
+        return effects
+
     def hang_up_all(self, peer: Peer) -> list[Effect]:
         effects: list[Effect] = []
         for attempt in sorted(peer.open_attempts):
             effects.extend(self._hang_up(peer, attempt))
-        peer.attempt = peer.attempt_deadline = None
+        peer.attempt = peer.attempt_deadline = peer.punch_until = None
         return effects
 
     def _hang_up(self, peer: Peer, attempt: int) -> list[Effect]:
         self._attempts.pop(attempt, None)
+        self._answering.discard(attempt)
         peer.open_attempts.discard(attempt)
+        peer.punch_attempts.discard(attempt)
         return [Hangup(attempt)]
 
     def on_control(
@@ -93,7 +135,7 @@ class Dialer:
             control = _CONTROL.validate_json(body)
         except ValidationError:
             return [], None
-        if isinstance(link, InLink):
+        if isinstance(link, InLink) or link.attempt in self._answering:
             if isinstance(control, LinkHello):
                 return [ToLink(link, CONTROL + encode(LinkHelloAck()))], None
             if isinstance(control, LinkReady):

@@ -41,6 +41,21 @@ class Dial:
 
 
 @dataclass(frozen=True, slots=True)
+class Punch:
+    """Connect from the relay connection's local port to `endpoint`, a member's public
+    mapping, retrying quickly, so both NATs see outbound traffic and let the other in.
+
+    With `server_key` we are the CurveZMQ client and say `hello`; without, we are the server
+    (our listener's key) and answer: one side of a punched connection must be each."""
+
+    nick: str
+    attempt: int
+    endpoint: Endpoint
+    server_key: str | None
+    hello: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     attempt: int
 
@@ -81,4 +96,4 @@ class ToFallback:
     request: WireModel
 
 
-Effect = ToRelay | ToFallback | Dial | Hangup | ToLink | Allow | Disallow | Show | Quit
+Effect = ToRelay | ToFallback | Dial | Punch | Hangup | ToLink | Allow | Disallow | Show | Quit

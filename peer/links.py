@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from typing import Any
 
 import psutil
@@ -35,26 +36,45 @@ def lan_addresses() -> list[str]:
     return sorted(set(found))[:_MAX_LAN_CANDIDATES] or ["127.0.0.1"]
 
 
+def free_port() -> int:
+    """A TCP port nothing on this host uses right now (for the relay connection's source)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
 def local_candidates(
     listen_host: str,
     port: int,
     observed_host: str | None,
     curve_key: str,
     reported: Endpoint | None = None,
+    *,
+    observed_port: int | None = None,
+    punch_port: int | None = None,
 ) -> Candidates:
     """What we tell confirmed members: LAN addresses, the address we report ourselves, then
-    the address the relay saw (tried in that order)."""
+    the address the relay saw (tried in that order); and, for hole punching, the public
+    mapping the relay saw of our relay connection, made from local port `punch_port`."""
     hosts = lan_addresses() if listen_host in ("0.0.0.0", "*", "") else [listen_host]
     lan = [Endpoint(host=host, port=port) for host in hosts]
-    observed = None
-    if observed_host and observed_host not in hosts:
-        try:
-            usable = not ipaddress.ip_address(observed_host).is_loopback
-        except ValueError:
-            usable = False
-        if usable:
-            observed = Endpoint(host=observed_host, port=port)
-    return Candidates(lan=lan, reported=reported, observed=observed, curve_key=curve_key)
+    observed = punch = None
+    try:
+        usable = bool(observed_host) and not ipaddress.ip_address(observed_host or "").is_loopback
+    except ValueError:
+        usable = False
+    if usable and observed_host:
+        observed = Endpoint(host=observed_host, port=port)
+        if observed_port and punch_port:
+            punch = Endpoint(host=observed_host, port=observed_port)
+    return Candidates(
+        lan=lan,
+        reported=reported,
+        observed=observed,
+        punch=punch,
+        port_preserving=punch is not None and observed_port == punch_port,
+        curve_key=curve_key,
+    )
 
 
 class Listener:
@@ -134,6 +154,15 @@ class Listener:
         except zmq.ZMQError as exc:
             log.debug("dropped a frame to a vanished link: %s", exc)
 
+    def server_options(self) -> dict[int, bytes | int]:
+        """Options that make a punching socket the CurveZMQ server, with our listener's key,
+        its clients checked by our ZAP handler like the listener's."""
+        return {
+            zmq.CURVE_SERVER: 1,
+            zmq.CURVE_SECRETKEY: self._secret,
+            zmq.ZAP_DOMAIN: ZAP_DOMAIN,
+        }
+
     def curve_options(self) -> dict[int, bytes]:
         """Options that make a dialer present our key as its CURVE client key."""
         return {
@@ -159,4 +188,25 @@ def dial(
         dealer.setsockopt(option, value)
     host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     dealer.connect(f"tcp://{host}:{endpoint.port}")
+    return dealer
+
+
+def punch(
+    context: zmq.Context[Any],
+    source_port: int,
+    endpoint: Endpoint,
+    options: dict[int, Any],
+) -> zmq.Socket[Any]:
+    """A DEALER connecting from `source_port` (shared with the relay connection, whose public
+    mapping the other side targets) to a member's public mapping, retrying every 50 ms so
+    that both sides' SYNs cross and the NATs see a TCP simultaneous open."""
+    dealer: zmq.Socket[Any] = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 1000)
+    dealer.setsockopt(zmq.RECONNECT_IVL, 50)
+    dealer.setsockopt(zmq.RECONNECT_IVL_MAX, 50)
+    dealer.setsockopt(zmq.CONNECT_TIMEOUT, 500)
+    dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+    for option, value in options.items():
+        dealer.setsockopt(option, value)
+    dealer.connect(f"tcp://0.0.0.0:{source_port};{endpoint.host}:{endpoint.port}")
     return dealer

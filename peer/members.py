@@ -33,6 +33,12 @@ class PeerSettings:
     """After the relay reports a member left, how long its paths may still deliver."""
     max_failures: int = 3
     """Wrong-secret attempts before the room is locked against new joiners."""
+    punch_lead_max: float = 3.0
+    """The latest a hole punch starts after the relay's coordination arrives (clock skew)."""
+    punch_window: float = 4.0
+    """Seconds a hole punch keeps retrying before its sockets are closed."""
+    punch_port_span: int = 4
+    """Ports tried from a member's public mapping up, when its NAT does not keep ports."""
     transport: Transport = "auto"
 
 
@@ -67,6 +73,12 @@ class Peer:
     rtt: float | None = None
     leaving_at: float | None = None
     """The relay says it left; its paths get until then to deliver what it sent."""
+    punch_at: float | None = None
+    """When the relay-coordinated hole punch starts."""
+    punch_until: float | None = None
+    punch_attempts: set[int] = field(default_factory=set)
+    gone: bool = False
+    """Dropped from the room (a stale reference must not act)."""
 
     @property
     def reachable(self) -> bool:

@@ -24,13 +24,14 @@ from peer.effects import (
     Hangup,
     InLink,
     OutLink,
+    Punch,
     Quit,
     Show,
     ToFallback,
     ToLink,
     ToRelay,
 )
-from peer.links import Listener, dial
+from peer.links import Listener, dial, punch
 from peer.relay_client import FallbackConnection, RelayConnection
 
 log = logging.getLogger("sandpiper.peer")
@@ -65,6 +66,8 @@ class Node:
         self.fallback = parts.fallback
         self.show = show
         self.dialers: dict[int, zmq.Socket[Any]] = {}
+        self._unproven: dict[int, str] = {}
+        """Punch attempts where we are the CurveZMQ server: the nick ZAP must have given."""
         self.exit_code: int | None = None
         self.input: zmq.Socket[Any] = self.context.socket(zmq.PAIR)
         self.input.setsockopt(zmq.LINGER, 0)
@@ -74,6 +77,7 @@ class Node:
             ToFallback: self._to_fallback,
             ToLink: self._send_link,
             Dial: self._dial,
+            Punch: self._punch,
             Hangup: self._hang_up,
             Allow: lambda effect: self.listener.allow(effect.nick, effect.client_key),
             Disallow: lambda effect: self.listener.disallow(effect.nick),
@@ -116,7 +120,24 @@ class Node:
         self.dialers[effect.attempt] = dealer
         self.poller.register(dealer, zmq.POLLIN)
 
+    def _punch(self, effect: Punch) -> None:
+        source = None if self.relay is None else self.relay.local_port
+        if source is None:
+            return
+        if effect.server_key is None:
+            options: dict[int, Any] = self.listener.server_options()
+            self._unproven[effect.attempt] = effect.nick
+        else:
+            options = {zmq.CURVE_SERVERKEY: effect.server_key.encode()}
+            options.update(self.listener.curve_options())
+        dealer = punch(self.context, source, effect.endpoint, options)
+        if effect.hello:
+            dealer.send(effect.hello)
+        self.dialers[effect.attempt] = dealer
+        self.poller.register(dealer, zmq.POLLIN)
+
     def _hang_up(self, effect: Hangup) -> None:
+        self._unproven.pop(effect.attempt, None)
         dealer = self.dialers.pop(effect.attempt, None)
         if dealer is not None:
             self.poller.unregister(dealer)
@@ -177,14 +198,35 @@ class Node:
                 if received is not None:
                     routing_id, nick, frame = received
                     self.perform(self.core.on_link_frame(InLink(routing_id), nick, frame, now))
-        for attempt, dealer in list(self.dialers.items()):
-            while dealer in ready and self.dialers.get(attempt) is dealer and _readable(dealer):
-                frame = dealer.recv()
-                self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
+        self._read_dialers(ready, now)
         if self.input in ready:
             self._on_input(self.input.recv(), now)
         if self.input_fd is not None and self.input_fd in ready:
             self._read_input_fd(now)
+
+    def _read_dialers(self, ready: dict[Any, int], now: float) -> None:
+        for attempt, dealer in list(self.dialers.items()):
+            while dealer in ready and self.dialers.get(attempt) is dealer and _readable(dealer):
+                frame = self._proven(attempt, dealer)
+                if frame is not None:
+                    self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
+
+    def _proven(self, attempt: int, dealer: zmq.Socket[Any]) -> bytes | None:
+        """A frame from one of our dials; on a punched connection where we are the CurveZMQ
+        server, the first frame must come from the member we punched towards (ZAP told)."""
+        nick = self._unproven.get(attempt)
+        if nick is None:
+            return bytes(dealer.recv())
+        frame = dealer.recv(copy=False)
+        try:
+            user = frame.get("User-Id")
+        except zmq.ZMQError:
+            user = None
+        if user != nick:
+            log.info("dropped a frame from the wrong member on a punched connection")
+            return None
+        del self._unproven[attempt]
+        return frame.bytes
 
     def _read_input_fd(self, now: float) -> None:
         assert self.input_fd is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -46,13 +47,22 @@ def normalise_endpoint(text: str) -> str:
 
 
 class RelayConnection:
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], endpoint: str, source_port: int | None = None
+    ) -> None:
+        """`source_port`: connect from this local port, so that hole punching can later
+        connect from it too and meet the public mapping the relay observed."""
         self.endpoint = endpoint
+        self.local_port = source_port
         self.socket: zmq.Socket[Any] = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 500)
         self.socket.setsockopt(zmq.RECONNECT_IVL, 200)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        self.socket.connect(endpoint)
+        if source_port is not None and not endpoint.startswith("tcp://["):
+            self.socket.connect(endpoint.replace("tcp://", f"tcp://0.0.0.0:{source_port};", 1))
+        else:
+            self.local_port = None
+            self.socket.connect(endpoint)
         self._ids = itertools.count(1)
         self.early: list[RelayMessage] = []
         """Pushes that arrived while waiting for a reply; the loop handles them first."""
@@ -88,12 +98,17 @@ class RelayConnection:
 
 
 def first_answering(
-    context: zmq.Context[Any], endpoints: list[str], request: WireModel, timeout: float
+    context: zmq.Context[Any],
+    endpoints: list[str],
+    request: WireModel,
+    timeout: float,
+    source_port: Callable[[], int] | None = None,
 ) -> tuple[RelayConnection, RelayMessage]:
-    """Ask `request` of each relay in turn; the first that answers (even with an error) wins."""
+    """Ask `request` of each relay in turn; the first that answers (even with an error) wins.
+    `source_port`: picks the local port each connection is made from."""
     tried = []
     for endpoint in endpoints:
-        connection = RelayConnection(context, endpoint)
+        connection = RelayConnection(context, endpoint, source_port() if source_port else None)
         try:
             return connection, connection.ask(request, timeout)
         except TimeoutError:

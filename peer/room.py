@@ -12,9 +12,8 @@ import os
 from typing import Any, Literal
 
 from peer.crypto import CryptoError, Entropy, fallback_member_id, fallback_room_id
-from peer.dialing import CONTROL, RECORD, Dialer, dial_order
+from peer.dialing import CONTROL, RECORD
 from peer.effects import (
-    Allow,
     Disallow,
     Effect,
     Link,
@@ -26,10 +25,12 @@ from peer.effects import (
     ToRelay,
 )
 from peer.members import Peer, PeerSettings, describe
+from peer.paths import Paths
 from peer.session import Mismatch, PairSession, SignalOut, Verified, b64, unb64
 from schemas.fallback import Attach, Attached, Deliver, FallbackError, FallbackHeartbeat, Forward
-from schemas.peer import MAX_TEXT, Ack, Bye, Candidates, Chat, PathName, Ping, Pong
+from schemas.peer import MAX_TEXT, Ack, Bye, Candidates, Chat, Ping, Pong
 from schemas.relay import (
+    CoordinateConnection,
     Error,
     Heartbeat,
     LeaveRoom,
@@ -60,9 +61,11 @@ class RoomCore:
         fallback: bool = False,
         fallback_room: str | None = None,
         entropy: Entropy = os.urandom,
+        wall_offset: float = 0.0,
     ) -> None:
         """`authoritative`: we created the room, so a secret mismatch is the other side's.
-        `fallback`: a fallback server is connected (transport permitting, it is used)."""
+        `fallback`: a fallback server is connected (transport permitting, it is used).
+        `wall_offset`: wall-clock time minus the clock `now` is read from."""
         self.me, self.room_code = me, room_code
         self.settings = settings or PeerSettings()
         self._password, self._candidates, self._entropy = password, candidates, entropy
@@ -71,7 +74,16 @@ class RoomCore:
         self.fallback_room = fallback_room or fallback_room_id(password, room_code)
         self._by_fallback_id: dict[str, str] = {}
         self.peers: dict[str, Peer] = {}
-        self._dialer = Dialer(self.settings)
+        self._paths = Paths(
+            me=me,
+            room_code=room_code,
+            settings=self.settings,
+            candidates=candidates,
+            fallback=self._fallback,
+            wall_offset=wall_offset,
+            reached=self._reached,
+            drop=self._drop_peer,
+        )
         self._backlog: list[str] = []
         self._failures = 0
         self._locked = self._done = False
@@ -101,6 +113,10 @@ class RoomCore:
             return self._drop_peer(message.nick, message.reason)
         if isinstance(message, ReceivedSignal):
             return self._on_signal(message.from_, message.payload, now)
+        if isinstance(message, CoordinateConnection):
+            others = [nick for nick in message.peers if nick != self.me]
+            peer = self.peers.get(others[0]) if len(others) == 1 else None
+            return [] if peer is None else self._paths.on_coordinate(peer, message, now)
         if isinstance(message, RoomLocked):
             self._locked = True
             return [Show({"event": "room_locked", "code": self.room_code})]
@@ -135,15 +151,12 @@ class RoomCore:
     def on_link_frame(self, link: Link, nick: str | None, frame: bytes, now: float) -> list[Effect]:
         """A frame from a direct link; `nick` is known for inbound links (CurveZMQ + ZAP)."""
         if isinstance(link, OutLink):
-            nick = self._dialer.nick_of(link.attempt)
+            nick = self._paths.dialer.nick_of(link.attempt)
         peer = self.peers.get(nick or "")
         if peer is None or not frame:
             return []
         if frame[:1] == CONTROL:
-            effects, path = self._dialer.on_control(peer, link, frame[1:])
-            if path is not None and peer.session.confirmed and peer.link is None:
-                effects.extend(self._use_link(peer, link, path, now))
-            return effects
+            return self._paths.on_control(peer, link, frame[1:], now)
         if frame[:1] == RECORD:
             peer.link_heard = now  # on whichever connection: the direct path works
         return self._on_record(peer, "link", frame[1:], now) if frame[:1] == RECORD else []
@@ -204,17 +217,9 @@ class RoomCore:
         for peer in self.peers.values():
             if peer.ack_due is not None:
                 return 0.0  # at once, once the adapter has done what it is doing
-            deadlines += [
-                peer.leaving_at,
-                peer.attempt_deadline,
-                peer.redial_at,
-                peer.fallback_at,
-                peer.retransmit_at,
-            ]
+            deadlines += [peer.leaving_at, peer.retransmit_at, *self._paths.deadlines(peer)]
             if peer.reachable:
-                timeout = self._silence_limit(peer)
-                heard = peer.link_heard if peer.link is not None else peer.last_heard
-                deadlines += [peer.next_ping, heard + timeout]
+                deadlines.append(peer.next_ping)
         return min((d for d in deadlines if d is not None), default=None)
 
     def describe_peers(self) -> list[dict[str, Any]]:
@@ -229,31 +234,15 @@ class RoomCore:
         if peer.ack_due is not None:
             effects.extend(self._send(peer, Ack(n=peer.ack_due)))
             peer.ack_due = None
-        if peer.attempt_deadline is not None and now >= peer.attempt_deadline:
-            effects.extend(self._dialer.dial_next(peer, now))
-        if peer.link is not None and now - peer.link_heard > self.settings.peer_timeout:
-            effects.extend(self._lose_link(peer, now))
-            if peer.nick not in self.peers:
-                return effects
-        if peer.on_fallback and now - peer.last_heard > self.settings.fallback_timeout:
-            return [*effects, *self._drop_peer(peer.nick, "timeout")]
+        effects.extend(self._paths.tick(peer, now))
+        if peer.gone:
+            return effects
         if peer.reachable and now >= peer.next_ping:
             peer.next_ping = now + self.settings.ping_interval
             effects.extend(self._send(peer, Ping(stamp=int(now * 1e6))))
-        if peer.fallback_at is not None and now >= peer.fallback_at and peer.link is None:
-            peer.fallback_at = None
-            if self._fallback:
-                effects.extend(self._use_fallback(peer, now))
-        if peer.redial_at is not None and now >= peer.redial_at and peer.link is None:
-            peer.redial_at = None
-            if peer.attempt is None:
-                effects.extend(self._dialer.start(peer, now))
         if peer.retransmit_at is not None and now >= peer.retransmit_at:
             effects.extend(self._resend(peer, now))
         return effects
-
-    def _silence_limit(self, peer: Peer) -> float:
-        return self.settings.peer_timeout if peer.link else self.settings.fallback_timeout
 
     # ------------------------------------------------------------------ members
 
@@ -272,8 +261,9 @@ class RoomCore:
         peer = self.peers.pop(nick, None)
         if peer is None:
             return []
+        peer.gone = True
         self._by_fallback_id.pop(peer.fallback_id, None)
-        effects: list[Effect] = [Disallow(nick), *self._dialer.hang_up_all(peer)]
+        effects: list[Effect] = [Disallow(nick), *self._paths.dialer.hang_up_all(peer)]
         effects.append(Show({"event": "peer_left", "nick": nick, "reason": reason}))
         return effects
 
@@ -290,7 +280,8 @@ class RoomCore:
             if isinstance(result, SignalOut):
                 effects.extend(self._signals([result]))
             elif isinstance(result, Verified):
-                effects.extend(self._on_verified(peer, result.candidates, now))
+                self.authoritative = True  # we share the secret with a member: it is the room's
+                effects.extend(self._paths.on_verified(peer, result.candidates, now))
             elif isinstance(result, Mismatch):
                 effects.extend(self._on_mismatch(peer, now))
         return effects
@@ -301,25 +292,6 @@ class RoomCore:
             for out in outs
             if isinstance(out, SignalOut)
         ]
-
-    def _on_verified(self, peer: Peer, candidates: Candidates, now: float) -> list[Effect]:
-        self.authoritative = True  # we share the secret with a member: it is the room's
-        peer.server_key = candidates.curve_key
-        if self.settings.transport == "fallback":
-            return (
-                self._use_fallback(peer, now)
-                if self._fallback
-                else [Show({"event": "error", "message": "no fallback server to reach members"})]
-            )
-        peer.fallback_at = now + self.settings.direct_timeout if self._fallback else None
-        allow: list[Effect] = [Allow(peer.nick, candidates.curve_key)]
-        if peer.session.dials_first:
-            return [*allow, *self._dialer.start(peer, now)]
-        # The other side dials first; we dial only if nothing came in by the time it could
-        # have tried all our addresses (both sides then share one connection).
-        ours = len(dial_order(self._candidates))
-        peer.redial_at = now + self.settings.connect_timeout * (ours + 1)
-        return allow
 
     def _on_mismatch(self, peer: Peer, now: float) -> list[Effect]:
         if not self.authoritative:
@@ -347,36 +319,10 @@ class RoomCore:
             effects.append(Show({"event": "room_locked", "code": self.room_code}))
         return effects
 
-    # ------------------------------------------------------------------ paths
-
-    def _announce(self, peer: Peer, path: PathName) -> Show:
-        kind = "path_changed" if peer.announced else "connected"
-        peer.announced, peer.path = True, path
-        return Show({"event": kind, "nick": peer.nick, "path": path})
-
-    def _use_link(self, peer: Peer, link: Link, path: PathName, now: float) -> list[Effect]:
-        peer.link, peer.on_fallback = link, False
-        peer.fallback_at = peer.redial_at = None
-        peer.link_heard = peer.last_heard = peer.next_ping = now
+    def _reached(self, peer: Peer, now: float) -> list[Effect]:
+        """`peer` is reachable on a new path: what it has not acknowledged goes again."""
         self._backlog.clear()
-        return [self._announce(peer, path), *self._resend(peer, now)]
-
-    def _use_fallback(self, peer: Peer, now: float) -> list[Effect]:
-        peer.on_fallback, peer.last_heard, peer.next_ping = True, now, now
-        self._backlog.clear()
-        if self.settings.transport == "auto" and peer.redial_at is None and peer.attempt is None:
-            # Keep trying to go direct; the side that dials first tries first.
-            later = 1.0 if peer.session.dials_first else 1.5
-            peer.redial_at = now + self.settings.redial_interval * later
-        return [self._announce(peer, "fallback"), *self._resend(peer, now)]
-
-    def _lose_link(self, peer: Peer, now: float) -> list[Effect]:
-        """The direct link went silent: through the fallback server if we may, else gone."""
-        peer.link = None
-        effects = self._dialer.hang_up_all(peer)
-        if not self._fallback:
-            return [*effects, *self._drop_peer(peer.nick, "timeout")]
-        return [*effects, *self._use_fallback(peer, now)]
+        return self._resend(peer, now)
 
     # ------------------------------------------------------------------ records
 

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from peer.crypto import pake_password
 from peer.invite import Invite, generate_secret, parse_invite
-from peer.links import Listener, local_candidates
+from peer.links import Listener, free_port, local_candidates
 from peer.members import PeerSettings
 from peer.node import INPUT_ENDPOINT, Node, NodeParts
 from peer.relay_client import (
@@ -30,7 +30,14 @@ from peer.room import RoomCore
 from peer.ui import JsonOutput, RichOutput
 from schemas.fields import Nick
 from schemas.peer import Endpoint
-from schemas.relay import CreateRoom, LookupRoom, RegisterPeer, RoomCreated, RoomInfo
+from schemas.relay import (
+    CreateRoom,
+    LookupRoom,
+    PeerRegistered,
+    RegisterPeer,
+    RoomCreated,
+    RoomInfo,
+)
 
 _NICK: TypeAdapter[str] = TypeAdapter(Nick)
 DEFAULT_RELAYS = ["127.0.0.1:8000"]
@@ -90,7 +97,7 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
         if started is None:
             listener.close()
             return 1
-        relay, invite, observed_host, members, advertised = started
+        relay, invite, observed, members, advertised = started
         fallback = _fallback_connection(context, options, advertised, show)
         if fallback is False:
             listener.close()
@@ -99,9 +106,11 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
         candidates = local_candidates(
             options.listen_host,
             listener.port,
-            observed_host,
+            observed[0],
             listener.public_key,
             options.advertise,
+            observed_port=observed[1],
+            punch_port=relay.local_port,
         )
         core = RoomCore(
             me=options.nick,
@@ -111,6 +120,7 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
             authoritative=invite_text is None,
             settings=options.settings,
             fallback=fallback is not None,
+            wall_offset=time.time() - time.monotonic(),
         )
         scripted = options.json or not sys.stdin.isatty()
         input_fd = sys.stdin.fileno() if scripted else None
@@ -134,33 +144,36 @@ def _enter_room(
     invite_text: str | None,
     open_room: bool,
     show: Any,
-) -> tuple[RelayConnection, Invite, str | None, list[str], str | None] | None:
+) -> tuple[RelayConnection, Invite, tuple[str | None, int | None], list[str], str | None] | None:
+    """Create or join on the first relay that answers: (relay, invite, the address and port
+    the relay saw us come from, the other members, the fallback server it advertises)."""
     try:
         if invite_text is None:
             request = CreateRoom(type="create_room", nick=options.nick)
-            relay, reply = first_answering(context, options.relays, request, options.relay_timeout)
+            relay, reply = first_answering(
+                context, options.relays, request, options.relay_timeout, free_port
+            )
             assert isinstance(reply, RoomCreated)
             invite = Invite(
                 reply.code, "" if open_room else generate_secret(secrets.SystemRandom())
             )
             show({"event": "room_created", "code": str(invite), "open": invite.is_open})
-            return relay, invite, reply.observed_host, [], reply.fallback
+            observed = (reply.observed_host, reply.observed_port)
+            return relay, invite, observed, [], reply.fallback
         invite = parse_invite(invite_text)
         request = RegisterPeer(type="register_peer", code=invite.room_code, nick=options.nick)
-        relay, registered = first_answering(context, options.relays, request, options.relay_timeout)
+        relay, registered = first_answering(
+            context, options.relays, request, options.relay_timeout, free_port
+        )
+        assert isinstance(registered, PeerRegistered)
         info = relay.ask(
             LookupRoom(type="lookup_room", code=invite.room_code), options.relay_timeout
         )
         assert isinstance(info, RoomInfo)
         members = [peer.nick for peer in info.peers if peer.nick != options.nick]
         show({"event": "joined", "room": invite.room_code, "open": invite.is_open})
-        return (
-            relay,
-            invite,
-            getattr(registered, "observed_host", None),
-            members,
-            getattr(registered, "fallback", None),
-        )
+        observed = (registered.observed_host, registered.observed_port)
+        return relay, invite, observed, members, registered.fallback
     except (RelayUnavailable, TimeoutError, ValueError) as exc:
         show({"event": "error", "message": str(exc)})
     except RelayRefused as exc:

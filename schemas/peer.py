@@ -69,6 +69,11 @@ class Candidates(WireModel):
     """An address the member gives itself (`--advertise`, e.g. a forwarded port)."""
     observed: Endpoint | None = None
     """The address the relay saw, with the listener's port."""
+    punch: Endpoint | None = None
+    """The public mapping the relay saw our relay connection come from: hole punching
+    connects from that connection's local port to this address."""
+    port_preserving: bool = False
+    """The mapping kept our local port; if not, the punch also tries the ports just above."""
     curve_key: Z85Key
 
 

@@ -121,6 +121,13 @@ class RequestCoordination(WireModel):
     req_id: ReqId | None = None
 
 
+class ObserveAddress(WireModel):
+    """Ask which address and port the relay sees this connection come from (netcheck)."""
+
+    type: Literal["observe_address"]
+    req_id: ReqId | None = None
+
+
 RelayRequest = Annotated[
     CreateRoom
     | RegisterPeer
@@ -129,7 +136,8 @@ RelayRequest = Annotated[
     | LockRoom
     | Heartbeat
     | SendSignal
-    | RequestCoordination,
+    | RequestCoordination
+    | ObserveAddress,
     Field(discriminator="type"),
 ]
 REQUEST_TYPES = frozenset(
@@ -142,6 +150,7 @@ REQUEST_TYPES = frozenset(
         "heartbeat",
         "signal",
         "coordinate_connection",
+        "observe_address",
     }
 )
 
@@ -207,6 +216,15 @@ class SignalSent(WireModel):
     req_id: ReqId | None = None
 
 
+class ObservedAddress(WireModel):
+    """The reply to `observe_address`: where this connection comes from, as the relay sees it."""
+
+    type: Literal["observed_address"] = "observed_address"
+    host: Host | None = None
+    port: Port | None = None
+    req_id: ReqId | None = None
+
+
 class Error(WireModel):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -260,6 +278,7 @@ RelayMessage = Annotated[
     | RoomLocked
     | HeartbeatAck
     | SignalSent
+    | ObservedAddress
     | Error
     | PeerJoined
     | PeerLeft

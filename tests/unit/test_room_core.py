@@ -17,6 +17,7 @@ from peer.effects import (
     Hangup,
     InLink,
     OutLink,
+    Punch,
     Quit,
     Show,
     ToFallback,
@@ -29,11 +30,13 @@ from schemas.codec import decode_with, encode
 from schemas.fallback import FallbackMessage
 from schemas.peer import Candidates, Endpoint
 from schemas.relay import (
+    CoordinateConnection,
     LeaveRoom,
     PeerInfo,
     PeerJoined,
     PeerLeft,
     ReceivedSignal,
+    RequestCoordination,
     SendSignal,
 )
 
@@ -61,6 +64,10 @@ class Mesh:
         self.hold_acks = False
         self.held: list[tuple[str, Any]] = []
         self.queue: list[tuple[str, Any]] = []
+        self.punchable: set[frozenset[str]] = set()
+        """Blocked pairs whose NATs a coordinated hole punch gets through."""
+        self.punches: dict[tuple[str, int], Punch] = {}
+        self.punched: dict[tuple[str, int], tuple[str, int]] = {}
 
     def add(
         self,
@@ -69,8 +76,12 @@ class Mesh:
         creator: bool = False,
         transport: str = "auto",
     ) -> RoomCore:
+        index = len(self.cores)
         candidates = Candidates(
-            lan=[Endpoint(host="10.0.0.1", port=1000 + len(self.cores))], curve_key=KEYS[nick]
+            lan=[Endpoint(host="10.0.0.1", port=1000 + index)],
+            punch=Endpoint(host=f"198.51.100.{index + 1}", port=40000 + index),
+            port_preserving=True,
+            curve_key=KEYS[nick],
         )
         core = RoomCore(
             me=nick,
@@ -113,6 +124,12 @@ class Mesh:
                 self.queue += [
                     (request.to, e) for e in self.cores[request.to].on_relay(push, self.now)
                 ]
+            if isinstance(request, RequestCoordination):
+                start = CoordinateConnection(
+                    code=ROOM, peers=request.peers, timestamp=self.now + 1.0
+                )
+                for nick in request.peers:
+                    self.queue += [(nick, e) for e in self.cores[nick].on_relay(start, self.now)]
             if isinstance(request, LeaveRoom):
                 for other in self.cores:
                     if other != owner and other not in self.quit:
@@ -152,11 +169,23 @@ class Mesh:
                     self.queue += [
                         (receiver, e) for e in self.cores[receiver].on_fallback(message, self.now)
                     ]
+        elif isinstance(effect, Punch):
+            self._punch(owner, effect)
         elif isinstance(effect, Hangup):
             self.dials.pop((owner, effect.attempt), None)
+            self.punches.pop((owner, effect.attempt), None)
+            self.punched.pop((owner, effect.attempt), None)
         elif isinstance(effect, ToLink):
             link = effect.link
-            if isinstance(link, OutLink):
+            if isinstance(link, OutLink) and (owner, link.attempt) in self.punched:
+                target, attempt = self.punched[(owner, link.attempt)]
+                self.queue += [
+                    (target, e)
+                    for e in self.cores[target].on_link_frame(
+                        OutLink(attempt), None, effect.frame, self.now
+                    )
+                ]
+            elif isinstance(link, OutLink):
                 if (owner, link.attempt) not in self.dials:
                     return
                 target, routing_id = self.dials[(owner, link.attempt)]
@@ -182,6 +211,23 @@ class Mesh:
                             OutLink(int(attempt)), None, effect.frame, self.now
                         )
                     ]
+
+    def _punch(self, owner: str, effect: Punch) -> None:
+        """Two punches meet if both sides are punching each other and the NATs allow it."""
+        self.punches[(owner, effect.attempt)] = effect
+        if frozenset((owner, effect.nick)) not in self.punchable:
+            return
+        for (other, attempt), theirs in list(self.punches.items()):
+            if other != effect.nick or theirs.nick != owner:
+                continue
+            if (other, attempt) in self.punched or (owner, effect.attempt) in self.punched:
+                continue
+            self.punched[(owner, effect.attempt)] = (other, attempt)
+            self.punched[(other, attempt)] = (owner, effect.attempt)
+            for side, mine in ((owner, effect), (other, theirs)):
+                if mine.hello:
+                    self.perform(side, ToLink(OutLink(mine.attempt), mine.hello))
+            return
 
     def advance(self, seconds: float, step: float = 0.25) -> None:
         end = self.now + seconds
@@ -263,8 +309,9 @@ def test_candidates_are_dialed_lan_then_reported_then_observed_without_repeats()
         Candidates(lan=[lan], reported=reported, observed=observed, curve_key="A" * 40)
     )
     assert order == [("lan", lan), ("direct", reported), ("direct", observed)]
+    # A LAN address the relay also saw as the member's public one: no NAT in between.
     same = Candidates(lan=[lan], reported=lan, observed=lan, curve_key="A" * 40)
-    assert dial_order(same) == [("lan", lan)]
+    assert dial_order(same) == [("direct", lan)]
 
 
 def messages(mesh: Mesh, nick: str) -> list[tuple[str, str]]:
@@ -291,6 +338,37 @@ def test_members_with_no_direct_path_meet_through_the_fallback_server() -> None:
     mesh.say("bob", "back at you")
     assert messages(mesh, "bob") == [("alice", "via the server")]
     assert messages(mesh, "alice") == [("bob", "back at you")]
+
+
+def test_members_behind_nats_punch_through_when_the_relay_coordinates() -> None:
+    mesh = Mesh()
+    mesh.blocked.add(frozenset(("alice", "bob")))  # no dial gets through
+    mesh.punchable.add(frozenset(("alice", "bob")))  # but a simultaneous open does
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    mesh.advance(2.0)
+    assert paths(mesh, "alice") == [("connected", "bob", "punched")]
+    assert paths(mesh, "bob") == [("connected", "alice", "punched")]
+    mesh.say("alice", "through two NATs")
+    mesh.say("bob", "and back")
+    assert messages(mesh, "bob") == [("alice", "through two NATs")]
+    assert messages(mesh, "alice") == [("bob", "and back")]
+    mesh.advance(6.0)  # the punch window closes; only the sockets that lost are closed
+    assert len(mesh.punched) == 2
+    mesh.say("alice", "still there")
+    assert messages(mesh, "bob")[-1] == ("alice", "still there")
+
+
+def test_a_punch_is_not_tried_when_a_dial_already_connected() -> None:
+    mesh = Mesh()
+    mesh.punchable.add(frozenset(("alice", "bob")))
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    mesh.advance(3.0)
+    assert paths(mesh, "alice") == [("connected", "bob", "lan")]
+    assert not mesh.punches
+    requests = [r for _, r in mesh.relay_log if isinstance(r, RequestCoordination)]
+    assert [r.peers for r in requests] == [["alice", "bob"]]
 
 
 def test_one_member_forcing_fallback_puts_the_pair_on_it() -> None:
