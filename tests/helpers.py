@@ -49,9 +49,19 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
 class RelayProcess:
     """`sandpiper relay` as a child process on random loopback ports; log kept in a file."""
 
-    def __init__(self, workdir: Path, *options: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *options: str,
+        env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        """`prefix`: run under it (e.g. `ip netns exec NS`); `host`: the address to bind."""
         self.log_path = workdir / f"relay-{os.getpid()}-{id(self)}.log"
         self.options = list(options)
+        self.prefix = prefix or []
+        self.host = host
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
@@ -59,14 +69,14 @@ class RelayProcess:
 
     def start(self, *, port: int | None = 0, pub_port: int | None = 0) -> RelayProcess:
         """Start on the given ports (0: any free one; None: leave it to env/config)."""
-        args = ["relay", "--host", "127.0.0.1"]
+        args = ["relay", "--host", self.host]
         if port is not None:
             args += ["--port", str(port)]
         if pub_port is not None:
             args += ["--pub-port", str(pub_port)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [*sandpiper_command(), *args, *self.options],
+                [*self.prefix, *sandpiper_command(), *args, *self.options],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -107,10 +117,10 @@ class FallbackProcess(RelayProcess):
 
     def start(self, *, port: int | None = 0, pub_port: int | None = None) -> FallbackProcess:
         """Start (or start again: `port` keeps a restarted server's address)."""
-        args = ["fallback", "--host", "127.0.0.1", "--port", str(port or 0)]
+        args = ["fallback", "--host", self.host, "--port", str(port or 0)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [*sandpiper_command(), *args, *self.options],
+                [*self.prefix, *sandpiper_command(), *args, *self.options],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
