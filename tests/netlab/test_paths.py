@@ -114,3 +114,31 @@ def test_a_cut_direct_path_falls_back_then_returns_losing_and_doubling_nothing(
 
 def texts(member: Member) -> list[str]:
     return [e["text"] for e in member.events if e.get("event") == "message"]
+
+
+def test_three_members_where_only_one_pair_has_no_direct_path(lab: LabRun) -> None:
+    """alice reaches bob and carol directly; bob and carol cannot reach each other, so that
+    one pair (and only it) talks through the fallback server, and everyone hears everyone."""
+    hosts = [lab.lab.public_host(name) for name in ("a", "b", "c")]
+    lab.lab.cut(hosts[1], hosts[2].address)
+    alice = lab.member(hosts[0], "create", "--nick", "alice")
+    code = alice.event("room_created")["code"]
+    bob = lab.member(hosts[1], "join", code, "--nick", "bob")
+    carol = lab.member(hosts[2], "join", code, "--nick", "carol")
+    expected = {
+        alice: {"bob": "direct", "carol": "direct"},
+        bob: {"alice": "direct", "carol": "fallback"},
+        carol: {"alice": "direct", "bob": "fallback"},
+    }
+    for member, paths in expected.items():
+        for nick, path in paths.items():
+            assert member.event("connected", 20, nick=nick)["path"] == path
+    names = {alice: "alice", bob: "bob", carol: "carol"}
+    for member, name in names.items():
+        member.say(f"hello from {name}")
+    for member, name in names.items():
+        for other in set(names.values()) - {name}:
+            member.event("message", **{"from": other, "text": f"hello from {other}"})
+    assert not any(
+        e.get("event") == "path_changed" for m in names for e in m.events
+    )  # nobody moved: the paths above held
