@@ -289,7 +289,12 @@ class RelayCore:
         self, client: bytes, request: ObserveAddress, origin: Origin, now: float
     ) -> list[Effect]:
         self._take_signal_token(client, now)
-        reply = ObservedAddress(host=origin.host, port=origin.port, req_id=request.req_id)
+        reply = ObservedAddress(
+            host=origin.host,
+            port=origin.port,
+            fallback=self.settings.fallback,
+            req_id=request.req_id,
+        )
         return [Send(client, reply)]
 
     # ------------------------------------------------------------------ helpers

@@ -222,6 +222,8 @@ class ObservedAddress(WireModel):
     type: Literal["observed_address"] = "observed_address"
     host: Host | None = None
     port: Port | None = None
+    fallback: ServiceAddress | None = None
+    """The fallback server this relay advertises, if any."""
     req_id: ReqId | None = None
 
 
