@@ -57,6 +57,12 @@ def test_relay_reports_the_address_and_port_it_observed(client_factory: Any) -> 
     client = client_factory(source_port=source_port)
     created = client.request(type="create_room")
     assert (created["observed_host"], created["observed_port"]) == ("127.0.0.1", source_port)
+    observed = client.request(type="observe_address")  # netcheck's question: no room needed
+    assert (observed["type"], observed["host"], observed["port"]) == (
+        "observed_address",
+        "127.0.0.1",
+        source_port,
+    )
 
 
 def test_join_and_leave_are_pushed_to_members_and_published_without_addresses(

@@ -46,6 +46,20 @@ def open_room(core: RelayCore, now: float = 0.0) -> str:
     return created["code"]
 
 
+def test_observe_address_answers_without_a_room_and_is_rate_limited() -> None:
+    core = make_core(fallback="198.51.100.1:5000")
+    observed = reply(request(core, ALICE, 0.0, type="observe_address", req_id="n1"))
+    assert observed == {
+        "type": "observed_address",
+        "host": "203.0.113.7",
+        "port": 40001,
+        "fallback": "198.51.100.1:5000",
+        "req_id": "n1",
+    }
+    answers = [reply(request(core, ALICE, 0.0, type="observe_address")) for _ in range(200)]
+    assert answers[-1]["type"] == "error" and answers[-1]["code"] == "rate_limited"
+
+
 def test_create_room_returns_code_expiry_and_observed_address() -> None:
     core = make_core(room_ttl=3600)
     effects = request(core, ALICE, 5.0, type="create_room", req_id="r1")
