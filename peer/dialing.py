@@ -42,6 +42,15 @@ def dial_order(candidates: Candidates | None) -> list[tuple[PathName, Endpoint]]
     return order
 
 
+def publicly_reachable(candidates: Candidates) -> bool:
+    """The member reports an address of its own (`--advertise`), or the relay saw it at one
+    of its LAN addresses: no NAT in front of it."""
+    observed = candidates.observed
+    return candidates.reported is not None or (
+        observed is not None and any(e.host == observed.host for e in candidates.lan)
+    )
+
+
 class Dialer:
     def __init__(self, settings: PeerSettings) -> None:
         self.settings = settings

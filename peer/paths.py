@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peer.dialing import Dialer, dial_order
+from peer.dialing import Dialer, dial_order, publicly_reachable
 from peer.effects import Allow, Effect, Link, Show, ToRelay
 from peer.members import Peer, PeerSettings
 from schemas.peer import Candidates, PathName
@@ -70,7 +70,16 @@ class Paths:
             return []
         start = message.timestamp - self._wall_offset
         peer.punch_at = min(max(now, start), now + self.settings.punch_lead_max)
-        if peer.link is None and peer.attempt is None and not peer.session.dials_first:
+        # Now the other side has our key: dial it at once if it has a public address (it may
+        # be unable to reach us behind our NAT); else its own dials will do, or the punch.
+        remote = peer.session.remote_candidates
+        if (
+            peer.link is None
+            and peer.attempt is None
+            and not peer.session.dials_first
+            and remote is not None
+            and publicly_reachable(remote)
+        ):
             peer.redial_at = None
             return self.dialer.start(peer, now)
         return []
