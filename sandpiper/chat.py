@@ -59,6 +59,16 @@ class MemberOptions:
     """HOST:PORT overriding the fallback server the relay advertises."""
 
 
+def relay_endpoints(values: list[str] | None) -> list[str]:
+    """`--relay` values (repeated and/or comma-separated) as endpoints; the default if none.
+    ValueError for one that is not HOST:PORT."""
+    return [
+        normalise_endpoint(part)
+        for value in (values or DEFAULT_RELAYS)
+        for part in value.replace(",", " ").split()
+    ]
+
+
 def default_nick() -> str:
     try:
         return _NICK.validate_python(getpass.getuser()[:32])

@@ -110,20 +110,16 @@ def _member_options(
     from peer.members import PeerSettings
     from peer.relay_client import normalise_endpoint
     from sandpiper.chat import (
-        DEFAULT_RELAYS,
         MemberOptions,
         check_nick,
         default_nick,
         parse_advertise,
+        relay_endpoints,
     )
 
     try:
         chosen = check_nick(nick) if nick is not None else default_nick()
-        relays = [
-            normalise_endpoint(part)
-            for value in (relay or DEFAULT_RELAYS)
-            for part in value.replace(",", " ").split()
-        ]
+        relays = relay_endpoints(relay)
         reported = parse_advertise(advertise, listen_port) if advertise else None
         if transport not in ("auto", "p2p", "fallback"):
             raise ValueError("--transport is auto, p2p or fallback")

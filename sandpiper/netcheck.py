@@ -26,14 +26,10 @@ def netcheck(
     """Public address, NAT behaviour, LAN candidates, and relay / fallback reachability."""
     from peer.netcheck import netcheck as run_checks
     from peer.relay_client import normalise_endpoint
-    from sandpiper.chat import DEFAULT_RELAYS
+    from sandpiper.chat import relay_endpoints
 
     try:
-        relays = [
-            normalise_endpoint(part)
-            for value in (relay or DEFAULT_RELAYS)
-            for part in value.replace(",", " ").split()
-        ]
+        relays = relay_endpoints(relay)
         if fallback is not None:
             normalise_endpoint(fallback)
     except ValueError as exc:
