@@ -62,6 +62,13 @@ class RichOutput:
         if handler is not None:
             handler(event)
 
+    def typed(self, line: str) -> None:
+        """What the user just entered, kept on screen: a message as it is sent, or a command."""
+        if line.strip().startswith("/"):
+            self._line(Text(f"{self.me}> {line.strip()}", style="dim"))
+        else:
+            self._line(self._nick(self.me), Text(": "), Text(sanitize(line)))
+
     def _line(self, *parts: Text | str) -> None:
         stamp = Text(datetime.now().strftime("%H:%M:%S "), style="dim")
         self.console.print(Text.assemble(stamp, *parts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import secrets
 import sys
@@ -218,31 +219,61 @@ def _explain(refusal: RelayRefused) -> str:
 
 
 def _run_interactive(node: Node, context: zmq.Context[Any]) -> int:
+    """One prompt application for the whole chat: Enter hands the line to the node and clears
+    the line in place, so the terminal never drops back to cooked mode between two lines (keys
+    typed then would be lost or mangled). Output from the network thread lands above it."""
     from prompt_toolkit import PromptSession
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    session: PromptSession[str] = PromptSession()
     sender = context.socket(zmq.PAIR)
     sender.connect(INPUT_ENDPOINT)
+    keys = KeyBindings()
+
+    @keys.add("enter", eager=True)
+    def _send(event: KeyPressEvent) -> None:
+        buffer = event.current_buffer
+        line = buffer.text
+        if line.strip():
+            buffer.append_to_history()
+            echo = getattr(node.show, "typed", None)
+            if echo is not None:
+                echo(line)
+        buffer.reset()
+        sender.send(b"L" + line.encode("utf-8", "replace"))
+
+    session: PromptSession[str] = PromptSession(key_bindings=keys)
     result: dict[str, int] = {}
+    finished = threading.Event()
+
+    def stop_prompt() -> None:
+        app = session.app
+        if app.is_running and app.future is not None and not app.future.done():
+            app.exit(exception=EOFError())
 
     def network() -> None:
-        result["code"] = node.run()
-        app = session.app
-        if app.is_running:
-            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))  # type: ignore[union-attr]
+        # The node may quit before the prompt runs: the prompt then ends itself in `pre_run`;
+        # a running one is ended on its own event loop.
+        try:
+            result["code"] = node.run()
+        finally:
+            finished.set()
+            loop = session.app.loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # that loop has closed already
+                    loop.call_soon_threadsafe(stop_prompt)
+
+    def end_if_finished() -> None:
+        if finished.is_set():
+            stop_prompt()
 
     thread = threading.Thread(target=network, name="network", daemon=True)
     with patch_stdout(raw=True):
         thread.start()
-        while thread.is_alive():
-            try:
-                line = session.prompt(f"{node.core.me}> ")
-            except (KeyboardInterrupt, EOFError):
-                if thread.is_alive():
-                    sender.send(b"Q")
-                break
-            sender.send(b"L" + line.encode("utf-8", "replace"))
+        with contextlib.suppress(KeyboardInterrupt, EOFError):  # Ctrl-C, Ctrl-D, or the node
+            session.prompt(f"{node.core.me}> ", pre_run=end_if_finished)
+        if not finished.is_set():  # Ctrl-D or Ctrl-C: leave (goodbyes go out first)
+            sender.send(b"Q")
         thread.join(timeout=10)
     sender.close(linger=0)
     return result.get("code", 0)

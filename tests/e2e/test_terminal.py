@@ -49,7 +49,8 @@ class Terminal:
             if pid:
                 return os.waitstatus_to_exitcode(status)
             time.sleep(0.05)
-        raise AssertionError("terminal session did not exit")
+        screen = ANSI.sub(b"", self.output)[-2000:]
+        raise AssertionError(f"terminal session did not exit:\n{screen!r}")
 
     def kill(self) -> None:
         try:
@@ -88,7 +89,8 @@ def test_join_by_typing_the_invite_then_chat_safely_and_leave_with_ctrl_d(
     address = relay.endpoint.removeprefix("tcp://")
     terminal = Terminal("join", "--nick", "bob", "--relay", address, "--listen-host", "127.0.0.1")
     try:
-        terminal.read_until(b"Invite:")
+        # getpass writes the space after "Invite:" once echo is off; it flushes what came before
+        terminal.read_until(b"Invite: ")
         terminal.type(invite + "\r")  # typed at a hidden prompt, never in argv
         terminal.read_until(b"alice connected")
         alice.say("hi bob \x1b]0;owned\x07\x1b[31mred")
@@ -96,6 +98,7 @@ def test_join_by_typing_the_invite_then_chat_safely_and_leave_with_ctrl_d(
         assert b"\x1b]0;owned" not in screen and b"\x1b[31mred" not in screen
         terminal.type("hello from a terminal\r")
         assert alice.event("message", text="hello from a terminal")["from"] == "bob"
+        terminal.read_until(b"bob: hello from a terminal")  # kept on screen as sent
         terminal.type("/peers\r")
         terminal.read_until(b"round trip")
         terminal.type("\x04")  # Ctrl-D
