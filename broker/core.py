@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from broker.codes import generate_code
+from broker.effects import Effect, Origin, Publish, Send, is_loopback
+from broker.events import EventNumbers
 from broker.ratelimit import RateLimiter
 from broker.registry import Member, MemberGone, RegistryError, Room, RoomGone, RoomRegistry
 from broker.settings import RelaySettings
-from schemas.base import WireModel
+from broker.tokens import NONCE_BYTES, RoomTokens
 from schemas.codec import WireError, decode_request, encode, with_req_id
-from schemas.events import MemberJoined, MemberLeft, RoomClosedToJoiners, RoomEnded, RoomOpened
 from schemas.relay import (
     CoordinateConnection,
     CreateRoom,
     Error,
     ErrorCode,
+    GetRelayInfo,
     Heartbeat,
     HeartbeatAck,
     LeaveRoom,
@@ -35,7 +36,9 @@ from schemas.relay import (
     PeerLeft,
     PeerRegistered,
     ReceivedSignal,
+    ReclaimRoom,
     RegisterPeer,
+    RelayInfo,
     RequestCoordination,
     RoomCreated,
     RoomExpired,
@@ -47,50 +50,31 @@ from schemas.relay import (
 )
 
 _CODE_ATTEMPTS = 64
+
+
 UNKNOWN_SOURCE = "unknown"
-
-
-class Origin(Protocol):
-    """Where a request's connection comes from, as the relay observes it."""
-
-    @property
-    def host(self) -> str | None: ...
-
-    @property
-    def port(self) -> int | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class KnownOrigin:
-    host: str | None = None
-    port: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """A reply or a push to one client connection."""
-
-    client: bytes
-    message: WireModel | bytes
-    """A model, or a reply the core already encoded (a cached one)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """A room event for the PUB socket; `event.code` is the topic."""
-
-    event: MemberJoined | MemberLeft | RoomOpened | RoomEnded | RoomClosedToJoiners
-
-
-Effect = Send | Publish
 
 
 class RelayCore:
     def __init__(
-        self, settings: RelaySettings, *, rng: random.Random, wall_offset: float = 0.0
+        self,
+        settings: RelaySettings,
+        *,
+        rng: random.Random,
+        tokens: RoomTokens,
+        instance: str = "0" * 16,
+        wall_offset: float = 0.0,
+        now: float = 0.0,
     ) -> None:
-        """`wall_offset` turns a monotonic `now` into Unix time for timestamps on the wire."""
+        """`wall_offset` turns a monotonic `now` into Unix time for timestamps on the wire;
+        `tokens` mints and checks room tokens; `instance` names this relay process."""
         self.settings = settings
+        self.tokens = tokens
+        self.events = EventNumbers(instance, wall_offset, now)
+        self._next_alive = now + settings.alive_interval
+        self.pub_port: int | None = None
+        """The PUB socket's port and CurveZMQ key, set by the adapter once bound."""
+        self.pub_key: str | None = None
         self.registry = RoomRegistry(
             room_ttl=settings.room_ttl,
             member_timeout=settings.member_timeout,
@@ -100,8 +84,6 @@ class RelayCore:
             max_members_per_room=settings.max_members_per_room,
         )
         self._rng = rng
-        self._wall_offset = wall_offset
-        self._seq = 0
         # Lookups outnumber membership changes: each room's `room_info` is encoded once per change.
         self._room_infos: dict[str, bytes] = {}
         self._create_limit = RateLimiter(
@@ -129,6 +111,8 @@ class RelayCore:
             SendSignal: self._signal,
             RequestCoordination: self._coordinate,
             ObserveAddress: self._observe,
+            ReclaimRoom: self._reclaim,
+            GetRelayInfo: self._relay_info,
         }
 
     # ------------------------------------------------------------------ entry points
@@ -152,6 +136,9 @@ class RelayCore:
     def tick(self, now: float) -> list[Effect]:
         """Time passes: silent members, expired rooms and long-empty rooms go."""
         effects: list[Effect] = []
+        if now >= self._next_alive:
+            self._next_alive = now + self.settings.alive_interval
+            effects.append(Publish(self.events.alive(now)))
         for event in self.registry.expire(now):
             if isinstance(event, MemberGone):
                 effects.extend(self._member_gone(event, now))
@@ -159,8 +146,9 @@ class RelayCore:
                 effects.extend(self._room_gone(event, now))
         return effects
 
-    def next_deadline(self) -> float | None:
-        return self.registry.next_deadline()
+    def next_deadline(self) -> float:
+        deadline = self.registry.next_deadline()
+        return self._next_alive if deadline is None else min(deadline, self._next_alive)
 
     # ------------------------------------------------------------------ requests
 
@@ -170,22 +158,24 @@ class RelayCore:
         source = origin.host or UNKNOWN_SOURCE
         if not self._create_limit.try_take(source, now):
             raise RegistryError(ErrorCode.RATE_LIMITED, "too many rooms created; try again later")
-        room = self.registry.create(self._fresh_code(), source, now)
-        effects: list[Effect] = [
-            Publish(RoomOpened(code=room.code, seq=self._next_seq(), at=self._wall(now)))
-        ]
+        nonce = self._rng.randbytes(NONCE_BYTES)
+        room = self.registry.create(self._fresh_code(), source, now, nonce=nonce)
+        effects: list[Effect] = [Publish(self.events.opened(room, now))]
         if request.nick is not None:
             member, _ = self.registry.register(
                 room.code, request.nick, client, None, request.listen_port, now=now
             )
             self._room_infos.pop(room.code, None)
             effects.extend(self._member_joined(room, member.nick, now))
+        host, port = self._observed(origin)
         reply = RoomCreated(
             code=room.code,
             expires_at=round(self._wall(room.expires_at)),
-            observed_host=origin.host,
-            observed_port=origin.port,
+            observed_host=host,
+            observed_port=port,
             fallback=self.settings.fallback,
+            token=self.tokens.mint(room.code, nonce, int(self._wall(now))),
+            relay=self.settings.advertise,
             req_id=request.req_id,
         )
         return [Send(client, reply), *effects]
@@ -194,17 +184,60 @@ class RelayCore:
         self, client: bytes, request: RegisterPeer, origin: Origin, now: float
     ) -> list[Effect]:
         room = self._find_room(request.code, origin, now)
+        return self._register(client, room, request, origin, now, reclaim=False)
+
+    def _reclaim(
+        self, client: bytes, request: ReclaimRoom, origin: Origin, now: float
+    ) -> list[Effect]:
+        """A member takes its room code back after a restart: the token must be this relay's,
+        for this code, and for the room now under it if there is one."""
+        source = origin.host or UNKNOWN_SOURCE
+        if not self._miss_limit.has_token(source, now):
+            raise RegistryError(ErrorCode.RATE_LIMITED, "too many unknown room codes; slow down")
+        opened = self.tokens.open(request.code, request.token)
+        if opened is None:
+            self._miss_limit.try_take(source, now)
+            raise RegistryError(ErrorCode.BAD_TOKEN, f"that is not the token of {request.code}")
+        nonce, created = opened
+        room = self.registry.get(request.code)
+        effects: list[Effect] = []
+        if room is None:
+            expires_at = created + self.settings.room_ttl - self.events.wall_offset
+            if expires_at <= now:
+                raise RegistryError(ErrorCode.ROOM_NOT_FOUND, f"{request.code} has expired")
+            room = self.registry.create(
+                request.code, source, now, nonce=nonce, expires_at=expires_at
+            )
+            effects.append(Publish(self.events.opened(room, now)))
+        elif room.nonce != nonce:
+            raise RegistryError(ErrorCode.ROOM_TAKEN, f"{request.code} is another room now")
+        reply, *joined = self._register(client, room, request, origin, now, reclaim=True)
+        return [reply, *effects, *joined]  # events in the order of their numbers
+
+    def _register(
+        self,
+        client: bytes,
+        room: Room,
+        request: RegisterPeer | ReclaimRoom,
+        origin: Origin,
+        now: float,
+        *,
+        reclaim: bool,
+    ) -> list[Effect]:
+        host = request.host if isinstance(request, RegisterPeer) else None
+        port = request.port if isinstance(request, RegisterPeer) else None
         member, joined = self.registry.register(
-            room.code, request.nick, client, request.host, request.port, now=now
+            room.code, request.nick, client, host, port, now=now, reclaim=reclaim
         )
         self._room_infos.pop(room.code, None)
+        observed_host, observed_port = self._observed(origin)
         reply = PeerRegistered(
             code=room.code,
             nick=member.nick,
             expires_at=round(self._wall(room.expires_at)),
             heartbeat_timeout=self.settings.member_timeout,
-            observed_host=origin.host,
-            observed_port=origin.port,
+            observed_host=observed_host,
+            observed_port=observed_port,
             fallback=self.settings.fallback,
             req_id=request.req_id,
         )
@@ -212,6 +245,19 @@ class RelayCore:
         if joined:
             effects.extend(self._member_joined(room, member.nick, now))
         return effects
+
+    def _relay_info(
+        self, client: bytes, request: GetRelayInfo, origin: Origin, now: float
+    ) -> list[Effect]:
+        advertised = self.settings.advertise_pub
+        reply = RelayInfo(
+            relay=self.events.instance,
+            pub=advertised,
+            pub_port=None if advertised else self.pub_port,
+            pub_key=self.pub_key,
+            req_id=request.req_id,
+        )
+        return [Send(client, reply)]
 
     def _lookup_room(
         self, client: bytes, request: LookupRoom, origin: Origin, now: float
@@ -249,14 +295,16 @@ class RelayCore:
             room.locked = True
             push = RoomLocked(code=room.code)
             effects.extend(Send(m.client, push) for m in room.members.values() if m.nick != nick)
-            event = RoomClosedToJoiners(code=room.code, seq=self._next_seq(), at=self._wall(now))
-            effects.append(Publish(event))
+            effects.append(Publish(self.events.locked(room, now)))
         return effects
 
     def _heartbeat(
         self, client: bytes, request: Heartbeat, origin: Origin, now: float
     ) -> list[Effect]:
-        return [Send(client, HeartbeatAck(req_id=request.req_id))]
+        if request.code is None:
+            return [Send(client, HeartbeatAck(req_id=request.req_id))]
+        member = self.registry.nick_of(client, request.code) is not None
+        return [Send(client, HeartbeatAck(code=request.code, member=member, req_id=request.req_id))]
 
     def _signal(
         self, client: bytes, request: SendSignal, origin: Origin, now: float
@@ -289,9 +337,10 @@ class RelayCore:
         self, client: bytes, request: ObserveAddress, origin: Origin, now: float
     ) -> list[Effect]:
         self._take_signal_token(client, now)
+        host, port = self._observed(origin)
         reply = ObservedAddress(
-            host=origin.host,
-            port=origin.port,
+            host=host,
+            port=port,
             fallback=self.settings.fallback,
             req_id=request.req_id,
         )
@@ -348,11 +397,7 @@ class RelayCore:
         effects: list[Effect] = [
             Send(other.client, push) for other in room.members.values() if other.nick != nick
         ]
-        effects.append(
-            Publish(
-                MemberJoined(code=room.code, nick=nick, seq=self._next_seq(), at=self._wall(now))
-            )
-        )
+        effects.append(Publish(self.events.joined(room, nick, now)))
         return effects
 
     def _member_gone(self, gone: MemberGone, now: float) -> list[Effect]:
@@ -360,17 +405,7 @@ class RelayCore:
         self._room_infos.pop(room.code, None)
         push = PeerLeft(code=room.code, nick=nick, reason=gone.reason)
         effects: list[Effect] = [Send(other.client, push) for other in room.members.values()]
-        effects.append(
-            Publish(
-                MemberLeft(
-                    code=room.code,
-                    nick=nick,
-                    reason=gone.reason,
-                    seq=self._next_seq(),
-                    at=self._wall(now),
-                )
-            )
-        )
+        effects.append(Publish(self.events.left(room, nick, gone.reason, now)))
         return effects
 
     def _room_gone(self, gone: RoomGone, now: float) -> list[Effect]:
@@ -383,17 +418,18 @@ class RelayCore:
         if gone.reason == "expired":
             notice = RoomExpired(code=room.code)
             effects.extend(Send(member.client, notice) for member in room.members.values())
-        effects.append(
-            Publish(RoomEnded(type=kind, code=room.code, seq=self._next_seq(), at=self._wall(now)))
-        )
+        effects.append(Publish(self.events.ended(room, kind, now)))
         return effects
 
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
+    def _observed(self, origin: Origin) -> tuple[str | None, int | None]:
+        """Where the client comes from, unless that is not the client: behind a tunnel
+        (`advertise` set), a loopback source is the tunnel's agent, not the client."""
+        if self.settings.advertise and origin.host and is_loopback(origin.host):
+            return None, None
+        return origin.host, origin.port
 
     def _wall(self, monotonic: float) -> float:
-        return monotonic + self._wall_offset
+        return monotonic + self.events.wall_offset
 
 
 def _error(client: bytes, code: ErrorCode, message: str, req_id: str | int | None = None) -> Send:

@@ -6,6 +6,7 @@ grace), so insertion order is deadline order: ordered dicts give O(1) expiry wit
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -39,6 +40,10 @@ class Room:
     members: dict[str, Member] = field(default_factory=dict)
     locked: bool = False
     """Closed to new joiners; its members stay."""
+    nonce: bytes = b""
+    """Tells this room from an earlier or later one with the same code (room tokens)."""
+    events: int = 0
+    """Room events published so far (their `room_seq`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,9 @@ class RoomRegistry:
         self._last_seen: OrderedDict[bytes, float] = OrderedDict()  # clients with memberships
         self._empty_since: OrderedDict[str, float] = OrderedDict()
         self._rooms_by_source: dict[str, int] = {}
+        self._early: list[tuple[float, int, Room]] = []
+        """Re-claimed rooms, which expire earlier than their place in `_rooms` says."""
+        self._early_count = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -107,7 +115,17 @@ class RoomRegistry:
 
     # ------------------------------------------------------------------ changes
 
-    def create(self, code: str, source: str, now: float) -> Room:
+    def create(
+        self,
+        code: str,
+        source: str,
+        now: float,
+        *,
+        nonce: bytes = b"",
+        expires_at: float | None = None,
+    ) -> Room:
+        """A new room; `expires_at` earlier than the TTL gives (a re-claimed room keeps its
+        original expiry)."""
         if code in self._rooms:
             raise ValueError(f"room code {code} is already live")
         if len(self._rooms) >= self.max_rooms:
@@ -117,8 +135,17 @@ class RoomRegistry:
                 ErrorCode.TOO_MANY_ROOMS,
                 f"at most {self.max_rooms_per_source} live rooms per address",
             )
-        room = Room(code=code, source=source, created_at=now, expires_at=now + self.room_ttl)
+        ttl_end = now + self.room_ttl
+        room = Room(
+            code=code,
+            source=source,
+            created_at=now,
+            expires_at=ttl_end if expires_at is None else min(expires_at, ttl_end),
+            nonce=nonce,
+        )
         self._rooms[code] = room
+        if expires_at is not None:  # out of creation order: its deadline goes on the heap
+            self._push_early(room)
         self._rooms_by_source[source] = self._rooms_by_source.get(source, 0) + 1
         self._empty_since[code] = now
         return room
@@ -132,8 +159,10 @@ class RoomRegistry:
         port: int | None,
         *,
         now: float,
+        reclaim: bool = False,
     ) -> tuple[Member, bool]:
-        """Add `client` to room `code` as `nick`; True if it joined, False if it updated itself."""
+        """Add `client` to room `code` as `nick`; True if it joined, False if it updated itself.
+        `reclaim`: a member proving its room token comes back even into a locked room."""
         room = self._rooms.get(code)
         if room is None:
             raise RegistryError(ErrorCode.ROOM_NOT_FOUND, f"no room {code}")
@@ -144,7 +173,7 @@ class RoomRegistry:
             holder.host, holder.port = host, port
             self.touch(client, now)
             return holder, False
-        if room.locked:
+        if room.locked and not reclaim:
             raise RegistryError(ErrorCode.ROOM_LOCKED, f"{code} no longer accepts new members")
         current = self.nick_of(client, code)
         if current is not None:
@@ -192,6 +221,11 @@ class RoomRegistry:
                 break
             self._drop_room(room)
             events.append(RoomGone(room, "expired"))
+        while self._early and self._early[0][0] <= now:
+            room = heapq.heappop(self._early)[2]
+            if self._rooms.get(room.code) is room:
+                self._drop_room(room)
+                events.append(RoomGone(room, "expired"))
         while self._empty_since:
             code, since = next(iter(self._empty_since.items()))
             if since + self.empty_room_grace > now:
@@ -207,6 +241,8 @@ class RoomRegistry:
             deadlines.append(next(iter(self._last_seen.values())) + self.member_timeout)
         if self._rooms:
             deadlines.append(next(iter(self._rooms.values())).expires_at)
+        if self._early:
+            deadlines.append(self._early[0][0])
         if self._empty_since:
             deadlines.append(next(iter(self._empty_since.values())) + self.empty_room_grace)
         return min(deadlines) if deadlines else None
@@ -227,6 +263,14 @@ class RoomRegistry:
             del self._memberships[client]
             self._last_seen.pop(client, None)
         return nick
+
+    def _push_early(self, room: Room) -> None:
+        if len(self._early) > 2 * len(self._rooms) + 64:  # rooms closed before their expiry
+            live = [entry for entry in self._early if self._rooms.get(entry[2].code) is entry[2]]
+            heapq.heapify(live)
+            self._early = live
+        self._early_count += 1
+        heapq.heappush(self._early, (room.expires_at, self._early_count, room))
 
     def _drop_room(self, room: Room) -> None:
         del self._rooms[room.code]

@@ -17,11 +17,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
-from broker.core import Effect, KnownOrigin, Publish, RelayCore
+from broker.core import RelayCore
+from broker.effects import Effect, KnownOrigin, Publish
 from broker.settings import RelaySettings
+from broker.tokens import RoomTokens
 from schemas.codec import encode
-from schemas.events import MemberLeft
+from schemas.events import ALIVE_TOPIC, MemberLeft, RelayAlive
 from schemas.relay import Error, ErrorCode
 
 log = logging.getLogger("sandpiper.relay")
@@ -73,14 +76,44 @@ def _remote_port(frame: zmq.Frame) -> int | None:
     return int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else None
 
 
+class _MonitorAllowList:
+    """ZAP credentials for the PUB socket: only these CurveZMQ public keys may subscribe."""
+
+    def __init__(self, keys: frozenset[bytes]) -> None:
+        self.keys = keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        allowed = key in self.keys
+        if not allowed:
+            log.warning("refused a monitor whose key is not allow-listed")
+        return allowed
+
+
 class RelayServer:
     def __init__(
-        self, settings: RelaySettings, *, context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self,
+        settings: RelaySettings,
+        *,
+        token_key: bytes,
+        pub_secret_key: bytes | None = None,
+        monitor_keys: frozenset[bytes] = frozenset(),
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
+        """`token_key`: persistent, so room tokens outlive a restart. `monitor_keys`: when
+        given, the PUB socket is a CurveZMQ server (key `pub_secret_key`, or a fresh one) and
+        only these public keys (Z85) may subscribe."""
         self.settings = settings
         self.core = RelayCore(
-            settings, rng=secrets.SystemRandom(), wall_offset=time.time() - time.monotonic()
+            settings,
+            rng=secrets.SystemRandom(),
+            tokens=RoomTokens(token_key),
+            instance=secrets.token_hex(8),
+            wall_offset=time.time() - time.monotonic(),
+            now=time.monotonic(),
         )
+        self._monitor_keys = monitor_keys
+        self._pub_secret_key = pub_secret_key
+        self._auth: ThreadAuthenticator | None = None
         self._context = context or zmq.Context.instance()
         self._router: zmq.Socket[bytes] | None = None
         self._pub: zmq.Socket[bytes] | None = None
@@ -103,6 +136,8 @@ class RelayServer:
         router.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_TIMEOUT_MS)
         router.setsockopt(zmq.TCP_KEEPALIVE, 1)
         pub.setsockopt(zmq.SNDHWM, 10_000)
+        if self._monitor_keys:
+            self._secure_pub(pub)
         host = f"[{settings.host}]" if ipv6 else settings.host
         try:
             router.bind(f"tcp://{host}:{settings.port or '*'}")
@@ -114,7 +149,24 @@ class RelayServer:
         self._router, self._pub = router, pub
         self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.pub_endpoint = pub.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.core.pub_port = int(self.pub_endpoint.rsplit(":", 1)[1])
         log.info("relay listening on %s, room events on %s", self.endpoint, self.pub_endpoint)
+
+    def _secure_pub(self, pub: zmq.Socket[bytes]) -> None:
+        if self._pub_secret_key is None:
+            public, secret = zmq.curve_keypair()
+        else:
+            secret = self._pub_secret_key
+            public = zmq.curve_public(secret)
+        self._auth = ThreadAuthenticator(self._context, log=logging.getLogger("sandpiper.zap"))
+        self._auth.start()
+        self._auth.configure_curve_callback(
+            domain="*", credentials_provider=_MonitorAllowList(self._monitor_keys)
+        )
+        pub.setsockopt(zmq.CURVE_SERVER, 1)
+        pub.setsockopt(zmq.CURVE_SECRETKEY, secret)
+        pub.setsockopt_string(zmq.ZAP_DOMAIN, "sandpiper-monitors")
+        self.core.pub_key = public.decode()
 
     def serve(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Serve until `should_stop()` (checked at least every second) or an interrupt.
@@ -176,6 +228,9 @@ class RelayServer:
         for effect in effects:
             if isinstance(effect, Publish):
                 event = effect.event
+                if isinstance(event, RelayAlive):
+                    self._publish(ALIVE_TOPIC, encode(event))
+                    continue
                 self._publish(event.code, encode(event))
                 detail = f" {event.nick}" if hasattr(event, "nick") else ""
                 reason = f" ({event.reason})" if isinstance(event, MemberLeft) else ""
@@ -205,3 +260,6 @@ class RelayServer:
             if sock is not None:
                 sock.close(linger=0)
         self._router = self._pub = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None

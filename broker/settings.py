@@ -32,12 +32,19 @@ class RelaySettings:
     """Rate-limit buckets kept at most (full buckets are forgotten first)."""
     max_message_bytes: int = 65_536
     send_hwm: int = 1_000
+    """Frames queued per client connection before further pushes to it are dropped."""
     fallback: str | None = None
     """HOST:PORT of a fallback server to advertise to clients."""
-    """Frames queued per client connection before further pushes to it are dropped."""
+    advertise: str | None = None
+    """HOST:PORT clients reach this relay at (a tunnel): handed to room creators for the
+    invite command, and it means a loopback source is the tunnel, not a client."""
+    advertise_pub: str | None = None
+    """HOST:PORT clients reach the PUB socket at, when not this host's `pub_port`."""
+    alive_interval: float = 2.0
+    """Seconds between `relay_alive` beats on the PUB socket."""
 
     def __post_init__(self) -> None:
-        for name in ("room_ttl", "member_timeout", "empty_room_grace"):
+        for name in ("room_ttl", "member_timeout", "empty_room_grace", "alive_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.coordinate_lead < 0:

@@ -33,6 +33,7 @@ def hosted_room_id(name: str) -> str:
 class HostedRoom:
     def __init__(self, core: RoomCore) -> None:
         self.core = core
+        core.presence.lost_after = float("inf")  # there is no relay to lose
         self.me = core.me
         self._nicks: dict[str, str] = {}  # member id -> nick, once announced and checked
 

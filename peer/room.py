@@ -26,13 +26,13 @@ from peer.effects import (
 )
 from peer.members import Peer, PeerSettings, describe
 from peer.paths import Paths
+from peer.presence import REJOIN, Presence
 from peer.session import Mismatch, PairSession, SignalOut, Verified, b64, unb64
 from schemas.fallback import Attach, Attached, Deliver, FallbackError, FallbackHeartbeat, Forward
-from schemas.peer import MAX_TEXT, Ack, Bye, Candidates, Chat, Ping, Pong
+from schemas.peer import MAX_TEXT, Ack, Bye, Candidates, Chat, Ping, Pong, Token
 from schemas.relay import (
     CoordinateConnection,
     Error,
-    Heartbeat,
     LeaveRoom,
     LockRoom,
     PeerJoined,
@@ -62,10 +62,12 @@ class RoomCore:
         fallback_room: str | None = None,
         entropy: Entropy = os.urandom,
         wall_offset: float = 0.0,
+        room_token: str | None = None,
     ) -> None:
         """`authoritative`: we created the room, so a secret mismatch is the other side's.
         `fallback`: a fallback server is connected (transport permitting, it is used).
-        `wall_offset`: wall-clock time minus the clock `now` is read from."""
+        `wall_offset`: wall-clock time minus the clock `now` is read from.
+        `room_token`: the relay's token for re-claiming the room (the creator gets it)."""
         self.me, self.room_code = me, room_code
         self.settings = settings or PeerSettings()
         self._password, self._candidates, self._entropy = password, candidates, entropy
@@ -86,15 +88,15 @@ class RoomCore:
         )
         self._backlog: list[str] = []
         self._failures = 0
-        self._locked = self._done = False
-        self._next_heartbeat: float | None = None
+        self._done = False
+        self.presence = Presence(me, room_code, self.settings.relay_heartbeat, room_token)
         self._eof_deadline: float | None = None
 
     # ------------------------------------------------------------------ inputs
 
     def start(self, members: list[str], now: float) -> list[Effect]:
         """We are registered; `members` are the others the relay listed."""
-        self._next_heartbeat = now + self.settings.relay_heartbeat
+        self.presence.start(now)
         effects: list[Effect] = [self._attach()] if self._fallback else []
         for nick in members:
             if nick != self.me:
@@ -102,6 +104,13 @@ class RoomCore:
         return effects
 
     def on_relay(self, message: RelayMessage, now: float) -> list[Effect]:
+        effects, listed = self.presence.on_relay(message, now)
+        for nick in listed:
+            if nick not in self.peers:
+                effects.extend(self._add_peer(nick, now))
+        return [*effects, *self._on_relay(message, now)]
+
+    def _on_relay(self, message: RelayMessage, now: float) -> list[Effect]:
         if isinstance(message, PeerJoined):
             nick = message.peer.nick
             return [] if nick == self.me or nick in self.peers else self._add_peer(nick, now)
@@ -118,11 +127,11 @@ class RoomCore:
             peer = self.peers.get(others[0]) if len(others) == 1 else None
             return [] if peer is None else self._paths.on_coordinate(peer, message, now)
         if isinstance(message, RoomLocked):
-            self._locked = True
+            self.presence.locked = True
             return [Show({"event": "room_locked", "code": self.room_code})]
         if isinstance(message, RoomExpired):
             return [Show({"event": "error", "message": "the room expired"}), *self.leave(now, 1)]
-        if isinstance(message, Error):
+        if isinstance(message, Error) and message.req_id != REJOIN:
             return [Show({"event": "error", "message": f"relay: {message.message}"})]
         return []  # acknowledgements need no action
 
@@ -194,9 +203,9 @@ class RoomCore:
 
     def tick(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        if self._next_heartbeat is not None and now >= self._next_heartbeat:
-            self._next_heartbeat = now + self.settings.relay_heartbeat
-            effects.append(ToRelay(Heartbeat(type="heartbeat")))
+        beat = self.presence.tick(now)
+        if beat:
+            effects.extend(beat)
             if self._fallback:
                 effects.append(ToFallback(FallbackHeartbeat(type="heartbeat")))
         for peer in list(self.peers.values()):
@@ -213,7 +222,7 @@ class RoomCore:
         return effects
 
     def next_deadline(self) -> float | None:
-        deadlines = [self._next_heartbeat, self._eof_deadline]
+        deadlines = [self.presence.next_deadline(), self._eof_deadline]
         for peer in self.peers.values():
             if peer.ack_due is not None:
                 return 0.0  # at once, once the adapter has done what it is doing
@@ -313,16 +322,19 @@ class RoomCore:
                 }
             ),
         ]
-        if self._failures >= self.settings.max_failures and not self._locked:
-            self._locked = True
+        if self._failures >= self.settings.max_failures and not self.presence.locked:
+            self.presence.locked = True
             effects.append(ToRelay(LockRoom(type="lock_room", code=self.room_code)))
             effects.append(Show({"event": "room_locked", "code": self.room_code}))
         return effects
 
     def _reached(self, peer: Peer, now: float) -> list[Effect]:
-        """`peer` is reachable on a new path: what it has not acknowledged goes again."""
+        """`peer` is reachable on a new path: what it has not acknowledged goes again, and
+        the room token, so that it too can take the room back after a relay restart."""
         self._backlog.clear()
-        return self._resend(peer, now)
+        token = self.presence.token
+        shared = [] if token is None else self._send(peer, Token(token=token))
+        return [*shared, *self._resend(peer, now)]
 
     # ------------------------------------------------------------------ records
 
@@ -351,6 +363,8 @@ class RoomCore:
             return []
         if isinstance(message, Bye):
             return self._drop_peer(peer.nick, "left")
+        if isinstance(message, Token) and self.presence.token is None:
+            self.presence.token = message.token
         return []
 
     def _say(self, text: str, now: float) -> list[Effect]:
@@ -376,7 +390,7 @@ class RoomCore:
             effects.extend(self._send(peer, Chat(n=number, text=text)))
         return effects
 
-    def _send(self, peer: Peer, message: Chat | Ack | Ping | Pong | Bye) -> list[Effect]:
+    def _send(self, peer: Peer, message: Chat | Ack | Ping | Pong | Bye | Token) -> list[Effect]:
         if peer.link is not None:
             return [ToLink(peer.link, RECORD + peer.session.seal("link", message))]
         if peer.on_fallback:

@@ -79,15 +79,16 @@ class RichOutput:
 
     def _on_room_created(self, event: dict[str, Any]) -> None:
         invite = event["code"]
+        relay = f" --relay {event['relay']}" if event.get("relay") else ""
         body = Text.assemble(
             ("Invite: ", "bold"),
             (invite, "bold green"),
             "\n\n",
             "On the other machine run\n  ",
-            (f"sandpiper join {invite}", "bold"),
+            (f"sandpiper join {invite}{relay}", "bold"),
             "\n",
             "or, to keep the code out of process lists, run ",
-            ("sandpiper join", "bold"),
+            (f"sandpiper join{relay}", "bold"),
             " and type it.",
         )
         if event.get("open"):
@@ -149,6 +150,15 @@ class RichOutput:
                 style="bold yellow",
             )
         )
+
+    def _on_relay_lost(self, event: dict[str, Any]) -> None:
+        self._line(Text(event["message"], style="yellow"))
+
+    def _on_relay_back(self, event: dict[str, Any]) -> None:
+        self._line(Text("the relay answers again", style="green"))
+
+    def _on_rejoined(self, event: dict[str, Any]) -> None:
+        self._line(Text("the relay restarted; this room is back on it", style="green"))
 
     def _on_error(self, event: dict[str, Any]) -> None:
         self._line(Text(sanitize(event["message"]), style="bold red"))

@@ -108,7 +108,7 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
         if started is None:
             listener.close()
             return 1
-        relay, invite, observed, members, advertised = started
+        relay, invite, observed, members, advertised, token = started
         fallback = _fallback_connection(context, options, advertised, show)
         if fallback is False:
             listener.close()
@@ -132,6 +132,7 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
             settings=options.settings,
             fallback=fallback is not None,
             wall_offset=time.time() - time.monotonic(),
+            room_token=token,
         )
         scripted = options.json or not sys.stdin.isatty()
         input_fd = sys.stdin.fileno() if scripted else None
@@ -149,15 +150,21 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
         context.destroy(linger=0)
 
 
+Entered = tuple[
+    RelayConnection, Invite, tuple[str | None, int | None], list[str], str | None, str | None
+]
+
+
 def _enter_room(
     context: zmq.Context[Any],
     options: MemberOptions,
     invite_text: str | None,
     open_room: bool,
     show: Any,
-) -> tuple[RelayConnection, Invite, tuple[str | None, int | None], list[str], str | None] | None:
+) -> Entered | None:
     """Create or join on the first relay that answers: (relay, invite, the address and port
-    the relay saw us come from, the other members, the fallback server it advertises)."""
+    the relay saw us come from, the other members, the fallback server it advertises, the
+    room token if we created the room)."""
     try:
         if invite_text is None:
             request = CreateRoom(type="create_room", nick=options.nick)
@@ -168,9 +175,17 @@ def _enter_room(
             invite = Invite(
                 reply.code, "" if open_room else generate_secret(secrets.SystemRandom())
             )
-            show({"event": "room_created", "code": str(invite), "open": invite.is_open})
+            others_use = reply.relay or relay.endpoint.removeprefix("tcp://")
+            show(
+                {
+                    "event": "room_created",
+                    "code": str(invite),
+                    "open": invite.is_open,
+                    "relay": None if others_use in DEFAULT_RELAYS else others_use,
+                }
+            )
             observed = (reply.observed_host, reply.observed_port)
-            return relay, invite, observed, [], reply.fallback
+            return relay, invite, observed, [], reply.fallback, reply.token
         invite = parse_invite(invite_text)
         request = RegisterPeer(type="register_peer", code=invite.room_code, nick=options.nick)
         relay, registered = first_answering(
@@ -184,7 +199,7 @@ def _enter_room(
         members = [peer.nick for peer in info.peers if peer.nick != options.nick]
         show({"event": "joined", "room": invite.room_code, "open": invite.is_open})
         observed = (registered.observed_host, registered.observed_port)
-        return relay, invite, observed, members, registered.fallback
+        return relay, invite, observed, members, registered.fallback, None
     except (RelayUnavailable, TimeoutError, ValueError) as exc:
         show({"event": "error", "message": str(exc)})
     except RelayRefused as exc:

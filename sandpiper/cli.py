@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from sandpiper import members, netcheck, servers
+from sandpiper import members, monitor, netcheck, servers
 from sandpiper.app import app
 from sandpiper.config import ConfigError, load_config
 
-__all__ = ["app", "main", "members", "netcheck", "servers"]
+__all__ = ["app", "main", "members", "monitor", "netcheck", "servers"]
 
 
 def main() -> None:

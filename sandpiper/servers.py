@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -126,6 +127,46 @@ def relay(
             help="Advertise this fallback server (HOST:PORT) to clients.",
         ),
     ] = None,
+    advertise: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SANDPIPER_RELAY_ADVERTISE",
+            help="HOST:PORT clients reach this relay at (a tunnel such as ngrok): room "
+            "creators are told it for the invite command, and connections from loopback are "
+            "taken to be the tunnel's, so their address is not offered to peers.",
+        ),
+    ] = None,
+    advertise_pub: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SANDPIPER_RELAY_ADVERTISE_PUB",
+            help="HOST:PORT monitors reach the room-event PUB socket at.",
+        ),
+    ] = None,
+    allow_monitor: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="SANDPIPER_RELAY_ALLOW_MONITOR",
+            help="A monitor's public key (40 Z85 characters or a .key file); repeat for more. "
+            "With any, room events need CurveZMQ and only these keys may subscribe.",
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SANDPIPER_RELAY_KEY",
+            help="The relay's own key pair (.key_secret from `sandpiper keygen`), so monitors "
+            "can pin its public key with --relay-key; without it, a new key each start.",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SANDPIPER_RELAY_STATE_DIR",
+            help="Where the relay keeps the key behind room tokens (which let members re-claim "
+            "their rooms after a restart). Default: the user data directory.",
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(envvar="SANDPIPER_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -133,17 +174,23 @@ def relay(
     """Run the discovery relay: room codes, members, pushes, and PUB room events."""
     from broker.server import RelayServer
     from broker.settings import RelaySettings
+    from sandpiper import keys
 
     configure_logging(log_level)
-    if fallback is not None:
-        from pydantic import TypeAdapter, ValidationError
-
-        from schemas.fields import ServiceAddress
-
-        try:
-            TypeAdapter(ServiceAddress).validate_python(fallback)
-        except ValidationError:
-            raise typer.BadParameter(f"--fallback takes HOST:PORT, not {fallback!r}") from None
+    for name, value in (
+        ("--fallback", fallback),
+        ("--advertise", advertise),
+        ("--advertise-pub", advertise_pub),
+    ):
+        _check_service_address(name, value)
+    try:
+        token_key = keys.token_key(state_dir or keys.relay_state_dir())
+        monitor_keys = frozenset(keys.public_key(value) for value in allow_monitor or [])
+        pub_secret = None if key is None else keys.load_secret_key(key)[1]
+    except keys.KeyFileError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if key is not None and not monitor_keys:
+        raise typer.BadParameter("--key secures room events only with --allow-monitor")
     try:
         settings = RelaySettings(
             host=host,
@@ -162,10 +209,14 @@ def relay(
             signal_burst=signal_burst,
             signal_per_second=signal_per_second,
             fallback=fallback,
+            advertise=advertise,
+            advertise_pub=advertise_pub,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    server = RelayServer(settings)
+    server = RelayServer(
+        settings, token_key=token_key, pub_secret_key=pub_secret, monitor_keys=monitor_keys
+    )
     try:
         server.bind()
     except Exception as exc:  # zmq.ZMQError, but keep zmq out of the CLI's import time
@@ -178,6 +229,41 @@ def relay(
         logging.getLogger("sandpiper.relay").info("relay stopping")
     finally:
         server.close()
+
+
+def _check_service_address(option: str, value: str | None) -> None:
+    if value is None:
+        return
+    from pydantic import TypeAdapter, ValidationError
+
+    from schemas.fields import ServiceAddress
+
+    try:
+        TypeAdapter(ServiceAddress).validate_python(value)
+    except ValidationError:
+        raise typer.BadParameter(f"{option} takes HOST:PORT, not {value!r}") from None
+
+
+@app.command()
+def keygen(
+    name: Annotated[str, typer.Argument(help="File name for the pair.")] = "monitor",
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write it (default: config dir/keys).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing pair.")] = False,
+) -> None:
+    """Make a CurveZMQ key pair: NAME.key (public, give it away) and NAME.key_secret."""
+    from sandpiper import keys
+
+    try:
+        public, secret = keys.make_key_pair(directory or keys.keys_dir(), name, force=force)
+        key = keys.public_key(str(public)).decode()
+    except keys.KeyFileError as exc:
+        typer.echo(f"sandpiper keygen: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"public key: {key}")
+    typer.echo(f"secret key: {secret} (keep it private)")
+    typer.echo(f"public key file: {public}")
 
 
 @app.command()

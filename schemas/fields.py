@@ -68,6 +68,20 @@ SignalPayload = Annotated[
 UnixTime = Annotated[float, Field(ge=0)]
 Sequence = Annotated[int, Field(ge=1)]
 
+RoomToken = Annotated[
+    str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+"""Proof of the right to re-claim a room code after a relay restart (base64url)."""
+RelayInstance = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+"""Random per relay process: a subscriber that sees it change knows the relay restarted."""
+Z85Key = Annotated[
+    str,
+    StringConstraints(
+        min_length=40, max_length=40, pattern=r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$"
+    ),
+]
+"""A CurveZMQ public key in Z85 (40 characters)."""
+
 ServiceAddress = Annotated[
     str, StringConstraints(max_length=260, pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")
 ]

@@ -13,19 +13,13 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from schemas.base import WireModel
-from schemas.fields import Host, Nick, Port
+from schemas.fields import Host, Nick, Port, RoomToken, Z85Key
 
 MAX_TEXT = 4000
 """Characters in one chat message."""
 
 Base64 = Annotated[
     str, StringConstraints(min_length=1, max_length=4000, pattern=r"^[A-Za-z0-9+/=_-]+$")
-]
-Z85Key = Annotated[
-    str,
-    StringConstraints(
-        min_length=40, max_length=40, pattern=r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$"
-    ),
 ]
 
 
@@ -106,6 +100,14 @@ class Bye(WireModel):
     kind: Literal["bye"] = "bye"
 
 
+class Token(WireModel):
+    """The room's re-claim token (see `reclaim_room`), shared with members once they are
+    reached, so that any of them can take the code back after a relay restart."""
+
+    kind: Literal["room_token"] = "room_token"
+    token: RoomToken
+
+
 class Hello(WireModel):
     """First record on a direct link: proves the link carries the pair's keys."""
 
@@ -114,7 +116,7 @@ class Hello(WireModel):
 
 
 PeerMessage = Annotated[
-    Candidates | Chat | Ack | Ping | Pong | Bye | Hello, Field(discriminator="kind")
+    Candidates | Chat | Ack | Ping | Pong | Bye | Hello | Token, Field(discriminator="kind")
 ]
 
 

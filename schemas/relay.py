@@ -15,11 +15,14 @@ from schemas.fields import (
     Host,
     Nick,
     Port,
+    RelayInstance,
     ReqId,
     RoomCode,
+    RoomToken,
     ServiceAddress,
     SignalPayload,
     UnixTime,
+    Z85Key,
 )
 
 
@@ -40,6 +43,8 @@ class ErrorCode(StrEnum):
     RELAY_FULL = "relay_full"
     RATE_LIMITED = "rate_limited"
     ROOM_LOCKED = "room_locked"
+    BAD_TOKEN = "bad_token"  # noqa: S105 - an error code, not a secret
+    ROOM_TAKEN = "room_taken"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -96,9 +101,29 @@ class LockRoom(WireModel):
 
 
 class Heartbeat(WireModel):
-    """Keeps every membership of this connection alive (any request does too)."""
+    """Keeps every membership of this connection alive (any request does too). With `code`,
+    the acknowledgement says whether this connection is still a member of that room."""
 
     type: Literal["heartbeat"]
+    code: RoomCode | None = None
+    req_id: ReqId | None = None
+
+
+class ReclaimRoom(WireModel):
+    """After a relay restart (or a long silence), a member takes its room code back: `token`,
+    handed out at the room's creation, proves the right. Answered with `peer_registered`."""
+
+    type: Literal["reclaim_room"]
+    code: RoomCode
+    nick: Nick
+    token: RoomToken
+    req_id: ReqId | None = None
+
+
+class GetRelayInfo(WireModel):
+    """Where this relay publishes room events, and whether that needs a CurveZMQ key."""
+
+    type: Literal["relay_info"]
     req_id: ReqId | None = None
 
 
@@ -137,7 +162,9 @@ RelayRequest = Annotated[
     | Heartbeat
     | SendSignal
     | RequestCoordination
-    | ObserveAddress,
+    | ObserveAddress
+    | ReclaimRoom
+    | GetRelayInfo,
     Field(discriminator="type"),
 ]
 REQUEST_TYPES = frozenset(
@@ -151,6 +178,8 @@ REQUEST_TYPES = frozenset(
         "signal",
         "coordinate_connection",
         "observe_address",
+        "reclaim_room",
+        "relay_info",
     }
 )
 
@@ -166,6 +195,10 @@ class RoomCreated(WireModel):
     observed_port: Port | None = None
     fallback: ServiceAddress | None = None
     """The fallback server this relay advertises, if any."""
+    token: RoomToken | None = None
+    """Proves the right to re-claim this code after a relay restart: share it only sealed."""
+    relay: ServiceAddress | None = None
+    """HOST:PORT others reach this relay at, when it advertises one (for the invite command)."""
     req_id: ReqId | None = None
 
 
@@ -206,6 +239,23 @@ class RoomLocked(WireModel):
 
 class HeartbeatAck(WireModel):
     type: Literal["heartbeat_ack"] = "heartbeat_ack"
+    code: RoomCode | None = None
+    member: bool | None = None
+    """For a heartbeat that named a room: whether this connection is a member of it."""
+    req_id: ReqId | None = None
+
+
+class RelayInfo(WireModel):
+    """The reply to `relay_info`."""
+
+    type: Literal["relay_info"] = "relay_info"
+    relay: RelayInstance
+    pub: ServiceAddress | None = None
+    """HOST:PORT of the room-event PUB socket when the relay advertises one."""
+    pub_port: Port | None = None
+    """Otherwise its port, on the host the client reached the relay at."""
+    pub_key: Z85Key | None = None
+    """The PUB socket is a CurveZMQ server with this key; only allow-listed monitors get in."""
     req_id: ReqId | None = None
 
 
@@ -281,6 +331,7 @@ RelayMessage = Annotated[
     | HeartbeatAck
     | SignalSent
     | ObservedAddress
+    | RelayInfo
     | Error
     | PeerJoined
     | PeerLeft

@@ -6,8 +6,10 @@ import json
 import random
 from typing import Any
 
-from broker.core import KnownOrigin, Publish, RelayCore, Send
+from broker.core import RelayCore
+from broker.effects import KnownOrigin, Publish, Send
 from broker.settings import RelaySettings
+from broker.tokens import RoomTokens
 from schemas.codec import encode
 from schemas.relay import ErrorCode
 
@@ -16,7 +18,14 @@ HOME = KnownOrigin("203.0.113.7", 40001)
 
 
 def make_core(**overrides: Any) -> RelayCore:
-    return RelayCore(RelaySettings(**overrides), rng=random.Random(7), wall_offset=1_000_000.0)
+    """A core at monotonic 0 (wall clock 1,000,000); relay beats only if asked for."""
+    overrides.setdefault("alive_interval", 1e9)
+    return RelayCore(
+        RelaySettings(**overrides),
+        rng=random.Random(7),
+        tokens=RoomTokens(b"k" * 32),
+        wall_offset=1_000_000.0,
+    )
 
 
 def request(
@@ -33,8 +42,14 @@ def sends(effects: list) -> list[tuple[bytes, dict]]:
     ]
 
 
-def published(effects: list) -> list[dict]:
-    return [json.loads(encode(e.event)) for e in effects if isinstance(e, Publish)]
+def published(effects: list, *, numbers: bool = False) -> list[dict]:
+    """Room events (not the relay's beats); without `numbers`, minus `room_seq` and `relay`."""
+    events = [json.loads(encode(e.event)) for e in effects if isinstance(e, Publish)]
+    events = [event for event in events if event["type"] != "relay_alive"]
+    if not numbers:
+        for event in events:
+            del event["room_seq"], event["relay"]
+    return events
 
 
 def reply(effects: list) -> dict:
@@ -381,3 +396,145 @@ def test_a_locked_room_refuses_new_members_and_tells_the_others() -> None:
     assert reply(request(core, EVE, type="lock_room", code=code))["code"] == "not_member"
     again = request(core, ALICE, 2.0, type="lock_room", code=code)
     assert len(again) == 1 and reply(again)["type"] == "room_locked"
+
+
+# ---------------------------------------------------------------- restarts, tokens, monitors
+
+
+def created_token(core: RelayCore, client: bytes = ALICE, now: float = 0.0) -> tuple[str, str]:
+    created = reply(request(core, client, now, type="create_room", nick="alice"))
+    return created["code"], created["token"]
+
+
+def test_a_restarted_relay_gives_the_room_back_to_a_token_holder_with_its_expiry() -> None:
+    old = make_core(room_ttl=1000)
+    code, token = created_token(old, now=0.0)
+    new = make_core(room_ttl=1000)  # the same key: a restart
+    effects = new.handle(BOB, [encode_request("reclaim_room", code, "bob", token)], HOME, 300.0)
+    registered = reply(effects)
+    assert registered["type"] == "peer_registered" and registered["nick"] == "bob"
+    assert registered["expires_at"] == 1_000_000 + 1000  # the original expiry, not 300 + 1000
+    assert [e["type"] for e in published(effects)] == ["room_created", "peer_joined"]
+    assert new.next_deadline() == 300.0 + 15.0  # bob's silence
+    # a second member comes back into the same room; a stranger with the code alone cannot
+    again = reply(
+        request(new, ALICE, 301.0, type="reclaim_room", code=code, nick="alice", token=token)
+    )
+    assert again["type"] == "peer_registered"
+    assert reply(request(new, BOB, 302.0, type="heartbeat", code=code)) == {
+        "type": "heartbeat_ack",
+        "code": code,
+        "member": True,
+    }
+    effects = new.tick(1000.0)
+    assert [e["type"] for e in published(effects)][-1] == "room_expired"
+
+
+def encode_request(kind: str, code: str, nick: str, token: str) -> bytes:
+    return json.dumps({"type": kind, "code": code, "nick": nick, "token": token}).encode()
+
+
+def test_a_squatter_cannot_reclaim_a_code_without_its_token() -> None:
+    old = make_core()
+    code, token = created_token(old)
+    new = make_core()
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    refused = reply(
+        request(new, EVE, 1.0, type="reclaim_room", code=code, nick="eve", token=forged)
+    )
+    assert refused["code"] == "bad_token"
+    other_code = "other-room-12" if code != "other-room-12" else "other-room-13"
+    moved = reply(
+        request(new, EVE, 1.0, type="reclaim_room", code=other_code, nick="eve", token=token)
+    )
+    assert moved["code"] == "bad_token"  # a token is bound to its code
+    assert code not in new.registry
+    for _ in range(10):  # guessing tokens is limited like guessing codes
+        last = reply(
+            request(new, EVE, 2.0, type="reclaim_room", code=code, nick="eve", token="A" * 38)
+        )
+    assert last["code"] == "rate_limited"
+
+
+def test_a_room_token_does_not_open_a_later_room_that_got_the_same_code() -> None:
+    old = make_core()
+    code, token = created_token(old)
+    new = make_core()
+    new.registry.create(code, "198.51.100.9", 1.0, nonce=b"\x01" * 8)
+    taken = reply(request(new, BOB, 2.0, type="reclaim_room", code=code, nick="bob", token=token))
+    assert taken["code"] == "room_taken"
+
+
+def test_an_expired_room_cannot_be_reclaimed() -> None:
+    old = make_core(room_ttl=100)
+    code, token = created_token(old)
+    new = make_core(room_ttl=100)
+    late = reply(request(new, BOB, 100.0, type="reclaim_room", code=code, nick="bob", token=token))
+    assert late["code"] == "room_not_found"
+
+
+def test_heartbeat_for_a_room_says_whether_the_connection_is_still_a_member() -> None:
+    core = make_core()
+    code = open_room(core)
+    assert reply(request(core, ALICE, 1.0, type="heartbeat", code=code))["member"] is True
+    assert reply(request(core, BOB, 1.0, type="heartbeat", code=code))["member"] is False
+    assert reply(request(core, BOB, 1.0, type="heartbeat")) == {"type": "heartbeat_ack"}
+
+
+def test_events_carry_the_relay_instance_and_a_per_room_count() -> None:
+    core = make_core()
+    effects = request(core, ALICE, 0.0, type="create_room", nick="alice")
+    code = reply(effects)["code"]
+    effects += request(core, BOB, 1.0, type="register_peer", code=code, nick="bob")
+    effects += request(core, CAROL, 2.0, type="create_room", nick="carol")
+    effects += request(core, BOB, 3.0, type="leave_room", code=code)
+    events = published(effects, numbers=True)
+    mine = [(e["seq"], e["room_seq"]) for e in events if e["code"] == code]
+    assert mine == [(1, 1), (2, 2), (3, 3), (6, 4)]
+    assert {e["relay"] for e in events} == {"0" * 16}
+
+
+def test_the_relay_beats_on_pub_with_its_latest_sequence_number() -> None:
+    core = make_core(alive_interval=2.0)
+    assert core.next_deadline() == 2.0
+    open_room(core)
+    effects = core.tick(2.0)
+    alive = [json.loads(encode(e.event)) for e in effects if isinstance(e, Publish)]
+    assert alive == [
+        {
+            "type": "relay_alive",
+            "relay": "0" * 16,
+            "seq": 2,
+            "started_at": 1_000_000.0,
+            "at": 1_000_002.0,
+        }
+    ]
+    assert core.next_deadline() == 4.0
+
+
+def test_relay_info_names_the_pub_socket_and_its_key() -> None:
+    core = make_core(advertise_pub="0.tcp.example.net:12345")
+    core.pub_port, core.pub_key = 8001, "K" * 40
+    info = reply(request(core, EVE, 0.0, type="relay_info", req_id=1))
+    assert info == {
+        "type": "relay_info",
+        "relay": "0" * 16,
+        "pub": "0.tcp.example.net:12345",
+        "pub_key": "K" * 40,
+        "req_id": 1,
+    }
+    plain = make_core()
+    plain.pub_port = 8001
+    assert reply(request(plain, EVE, 0.0, type="relay_info"))["pub_port"] == 8001
+
+
+def test_behind_a_tunnel_a_loopback_source_is_not_offered_as_the_clients_address() -> None:
+    core = make_core(advertise="0.tcp.example.net:4000")
+    tunnel = KnownOrigin("127.0.0.1", 53012)
+    created = reply(request(core, ALICE, 0.0, tunnel, type="create_room", nick="alice"))
+    assert "observed_host" not in created and "observed_port" not in created
+    assert created["relay"] == "0.tcp.example.net:4000"
+    direct = reply(request(core, BOB, 0.0, type="create_room", nick="bob"))
+    assert direct["observed_host"] == "203.0.113.7"  # a real source address is still told
+    local = make_core()  # no tunnel: loopback is a real local client
+    assert reply(request(local, ALICE, 0.0, tunnel, type="create_room"))["observed_port"] == 53012

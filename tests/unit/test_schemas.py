@@ -169,7 +169,9 @@ def test_absent_optionals_stay_off_the_wire() -> None:
 
 
 def test_events_round_trip() -> None:
-    event = MemberLeft(code=CODE, nick="bob", reason="timeout", seq=3, at=12.5)
+    event = MemberLeft(
+        code=CODE, nick="bob", reason="timeout", seq=3, room_seq=2, relay="ab" * 8, at=12.5
+    )
     assert decode_event(encode(event)) == event
 
 

@@ -1,0 +1,87 @@
+"""`sandpiper monitor`: watch room events on a relay's PUB socket, live or as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sandpiper.app import app, duration_option
+from sandpiper.members import JsonOption, RelayOption
+
+
+@app.command()
+def monitor(
+    codes: Annotated[
+        list[str] | None, typer.Argument(help="Room codes to watch (default: every room).")
+    ] = None,
+    relay: RelayOption = None,
+    json_mode: JsonOption = False,
+    pub: Annotated[
+        str | None,
+        typer.Option(help="The PUB socket's HOST:PORT, if the relay cannot be asked for it."),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SANDPIPER_MONITOR_KEY",
+            help="This monitor's key pair (.key_secret from `sandpiper keygen`); default: "
+            "monitor.key_secret in the config directory's keys folder, if there.",
+        ),
+    ] = None,
+    relay_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SANDPIPER_RELAY_KEY_PUBLIC",
+            help="Pin the relay's public key (40 Z85 characters or a .key file).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(parser=duration_option, metavar="DURATION", help="How long the relay gets."),
+    ] = "3s",  # type: ignore[assignment]
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            parser=duration_option, metavar="DURATION", help="Stop after this long (scripts)."
+        ),
+    ] = None,
+) -> None:
+    """Show room events live: rooms, members, joins and leaves, and any events missed."""
+    from peer.invite import parse_invite
+    from sandpiper.watcher import Monitor, MonitorError
+
+    try:
+        rooms = frozenset(parse_invite(code).room_code for code in codes or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    output = _json_line if json_mode else None
+    try:
+        watcher = Monitor(rooms, relay, pub, key, relay_key, timeout, output)
+    except MonitorError as exc:
+        _fail(str(exc), json_mode)
+    try:
+        code = watcher.run(duration)
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        watcher.close()
+    raise typer.Exit(code)
+
+
+def _json_line(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event, ensure_ascii=True, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, json_mode: bool) -> None:
+    if json_mode:
+        _json_line({"event": "error", "message": message})
+    else:
+        typer.echo(f"sandpiper monitor: {message}", err=True)
+    raise typer.Exit(1)
+
+
