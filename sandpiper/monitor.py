@@ -58,7 +58,8 @@ def monitor(
         rooms = frozenset(parse_invite(code).room_code for code in codes or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    output = _json_line if json_mode else None
+    # JSON lines; a live view on a terminal; otherwise (a log, honcho) one line per event
+    output = _json_line if json_mode else None if sys.stdout.isatty() else _plain_line
     try:
         watcher = Monitor(rooms, relay, pub, key, relay_key, timeout, output)
     except MonitorError as exc:
@@ -77,11 +78,16 @@ def _json_line(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _plain_line(event: dict[str, Any]) -> None:
+    from sandpiper.watcher import describe
+
+    sys.stdout.write(describe(event) + "\n")
+    sys.stdout.flush()
+
+
 def _fail(message: str, json_mode: bool) -> None:
     if json_mode:
         _json_line({"event": "error", "message": message})
     else:
         typer.echo(f"sandpiper monitor: {message}", err=True)
     raise typer.Exit(1)
-
-

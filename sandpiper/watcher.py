@@ -44,6 +44,16 @@ _EVENTS_OF_NOTE = {
 _PUB_MESSAGES: TypeAdapter[PubMessage] = TypeAdapter(PubMessage)
 
 
+_ROOM_EVENTS = {
+    "room_created",
+    "peer_joined",
+    "peer_left",
+    "room_expired",
+    "room_closed",
+    "room_locked",
+}
+
+
 class MonitorError(Exception):
     pass
 
@@ -59,7 +69,6 @@ class Monitor:
         timeout: float,
         output: Any,
     ) -> None:
-
 
         self.watch = Watch(rooms)
         self.output = output
@@ -269,7 +278,6 @@ class _LiveView:
 
     def _render(self) -> Any:
 
-
         watch = self.monitor.watch
         rooms = Table(title="rooms", title_justify="left", expand=True)
         rooms.add_column("code", style="bold")
@@ -280,7 +288,7 @@ class _LiveView:
             rooms.add_row(room.code, sanitize(", ".join(room.members)) or "-", state)
         lines = Text()
         for event in list(watch.recent)[-12:]:
-            lines.append(_describe(event) + "\n", style=_style(event))
+            lines.append(describe(event) + "\n", style=_style(event))
         watched = ", ".join(sorted(watch.codes)) or "every room"
         status = Text.assemble(
             ("relay ", "dim"),
@@ -291,10 +299,13 @@ class _LiveView:
         return Group(status, rooms, Panel(lines, title="recent", title_align="left"))
 
 
-def _describe(event: dict[str, Any]) -> str:
+def describe(event: dict[str, Any]) -> str:
 
     kind = event["event"]
     at = datetime.fromtimestamp(event["at"]).strftime("%H:%M:%S ") if "at" in event else ""
+    if kind not in _ROOM_EVENTS and kind != "gap":
+        details = " ".join(f"{k}={sanitize(str(v))}" for k, v in event.items() if k != "event")
+        return f"{kind.replace('_', ' ')} {details}".rstrip()
     if kind == "gap" and event.get("reason") == "relay_restarted":
         return f"{at}relay restarted: events after #{event.get('after_seq')} may be lost"
     if kind == "gap":

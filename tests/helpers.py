@@ -19,6 +19,7 @@ from typing import Any
 
 import zmq
 
+ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"relay listening on (tcp://\S+), room events on (tcp://\S+)")
 
 
