@@ -32,6 +32,7 @@ log = logging.getLogger("sandpiper.relay")
 _MAX_WAIT = 1.0  # seconds; the loop also checks `should_stop` at least this often
 _ZMTP_HEARTBEAT_MS = 5_000
 _ZMTP_TIMEOUT_MS = 15_000
+_MONITOR_DOMAIN = "sandpiper-monitors"
 _MAX_REMEMBERED_ORIGINS = 16_384  # connection -> observed address; re-read when forgotten
 
 
@@ -161,11 +162,11 @@ class RelayServer:
         self._auth = ThreadAuthenticator(self._context, log=logging.getLogger("sandpiper.zap"))
         self._auth.start()
         self._auth.configure_curve_callback(
-            domain="*", credentials_provider=_MonitorAllowList(self._monitor_keys)
+            domain=_MONITOR_DOMAIN, credentials_provider=_MonitorAllowList(self._monitor_keys)
         )
         pub.setsockopt(zmq.CURVE_SERVER, 1)
         pub.setsockopt(zmq.CURVE_SECRETKEY, secret)
-        pub.setsockopt_string(zmq.ZAP_DOMAIN, "sandpiper-monitors")
+        pub.setsockopt_string(zmq.ZAP_DOMAIN, _MONITOR_DOMAIN)
         self.core.pub_key = public.decode()
 
     def serve(self, should_stop: Callable[[], bool] = lambda: False) -> None:
