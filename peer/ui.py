@@ -87,9 +87,9 @@ class RichOutput:
             "On the other machine run\n  ",
             (f"sandpiper join {invite}{relay}", "bold"),
             "\n",
-            "or, to keep the code out of process lists, run ",
+            "or, to keep the code out of process lists, run\n  ",
             (f"sandpiper join{relay}", "bold"),
-            " and type it.",
+            "\nand type the invite at its prompt.",
         )
         if event.get("open"):
             body.append(

@@ -228,11 +228,14 @@ class EventWatcher:
                 return
         raise AssertionError("subscriber never received an event")
 
-    def next(self, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
-        if not self.socket.poll(timeout * 1000):
-            raise AssertionError(f"no room event within {timeout}s")
-        topic, body = self.socket.recv_multipart()
-        return topic.decode(), json.loads(body)
+    def next(self, timeout: float = 5.0, *, beats: bool = False) -> tuple[str, dict[str, Any]]:
+        """The next room event (the relay's `relay_alive` beats too, if `beats`)."""
+        deadline = time.monotonic() + timeout
+        while self.socket.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            topic, body = self.socket.recv_multipart()
+            if beats or topic != b"!relay":
+                return topic.decode(), json.loads(body)
+        raise AssertionError(f"no room event within {timeout}s")
 
     def close(self) -> None:
         self.socket.close(linger=0)

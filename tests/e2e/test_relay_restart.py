@@ -48,6 +48,8 @@ def test_chat_goes_on_the_code_keeps_working_and_monitors_report_the_gap(
     alice, invite = create_room(relay)
     code = invite.rsplit("-", 2)[0]
     watching_room = monitor(relay, code)
+    watcher.event("connected")
+    watching_room.event("connected")  # subscribed before bob comes: his join is an event
     bob = Member(relay, "join", invite, "--nick", "bob")
     members: list[Member] = [watcher, watching_room, alice, bob]
     try:

@@ -94,6 +94,10 @@ def test_join_and_leave_are_pushed_to_members_and_published_without_addresses(
         topic, event = watcher.next()
         assert (topic, event["type"], event["reason"]) == (code, "peer_left", "left")
         assert event["seq"] == joined["seq"] + 2
+        assert event["room_seq"] == joined["room_seq"] + 2
+        topic, beat = watcher.next(timeout=5, beats=True)  # the relay's beat, every 2 s
+        assert (topic, beat["type"], beat["relay"]) == ("!relay", "relay_alive", event["relay"])
+        assert beat["seq"] >= event["seq"]
     finally:
         watcher.close()
 
