@@ -18,6 +18,7 @@ from schemas.events import (
     RoomOpened,
 )
 
+
 class _Numbers(TypedDict):
     seq: int
     room_seq: int
