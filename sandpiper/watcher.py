@@ -261,6 +261,7 @@ class _LiveView:
         self.monitor = monitor
         self.live = Live(console=Console(), refresh_per_second=4, auto_refresh=False)
         self._last = 0.0
+        self._shown: tuple[Any, ...] = ()
 
     def start(self) -> None:
         self.live.start()
@@ -271,9 +272,13 @@ class _LiveView:
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < 0.25:
-            return
-        self._last = now
+        watch = self.monitor.watch
+        shown = (watch.events, watch.missed, watch.restarts, watch.relay, len(watch.recent))
+        if not force and (
+            now - self._last < 0.25 or (shown == self._shown and now - self._last < 5)
+        ):
+            return  # redraw on news, at most 4 times a second; else every 5 s
+        self._last, self._shown = now, shown
         self.live.update(self._render(), refresh=True)
 
     def _render(self) -> Any:

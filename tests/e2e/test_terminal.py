@@ -37,7 +37,8 @@ class Terminal:
                     self.output += os.read(self.fd, 65_536)
                 except OSError:
                     break
-        raise AssertionError(f"{pattern!r} not on screen:\n{ANSI.sub(b'', self.output)!r}")
+        screen = ANSI.sub(b"", self.output)[-3000:]
+        raise AssertionError(f"{pattern!r} not on screen:\n{screen!r}")
 
     def type(self, text: str) -> None:
         os.write(self.fd, text.encode())
@@ -107,3 +108,27 @@ def test_join_by_typing_the_invite_then_chat_safely_and_leave_with_ctrl_d(
     finally:
         terminal.kill()
         alice.stop()
+
+
+def test_the_monitor_draws_a_live_view_of_rooms_and_members(relay: RelayProcess) -> None:
+    import zmq
+
+    from tests.helpers import WireClient
+
+    address = relay.endpoint.removeprefix("tcp://")
+    terminal = Terminal("monitor", "--relay", address)
+    context: zmq.Context[bytes] = zmq.Context()
+    client, other = WireClient(context, relay.endpoint), WireClient(context, relay.endpoint)
+    try:
+        terminal.read_until(b"watching every room")
+        code = client.request(type="create_room", nick="alice")["code"]
+        other.request(type="register_peer", code=code, nick="bob")
+        screen = ANSI.sub(b"", terminal.read_until(b"peer joined bob"))
+        assert code.encode() in screen and b"bob" in screen
+        os.kill(terminal.pid, 2)  # Ctrl-C
+        assert terminal.wait() == 0
+    finally:
+        client.close()
+        other.close()
+        context.destroy(linger=0)
+        terminal.kill()
