@@ -71,7 +71,7 @@ class RelayCore:
         self.settings = settings
         self.tokens = tokens
         self.events = EventNumbers(instance, wall_offset, now)
-        self._next_alive = now + settings.alive_interval
+        self._next_alive = now  # the first beat at once: monitors see a restart without delay
         self.pub_port: int | None = None
         """The PUB socket's port and CurveZMQ key, set by the adapter once bound."""
         self.pub_key: str | None = None

@@ -87,8 +87,13 @@ class Node:
         self.poller = zmq.Poller()
         for sock in (self.listener.router, self.listener.zap, self.input):
             self.poller.register(sock, zmq.POLLIN)
+        self._relay_events: zmq.Socket[Any] | None = None
         if self.relay is not None:
             self.poller.register(self.relay.socket, zmq.POLLIN)
+            # A reconnection to the relay (it restarted) is worth a heartbeat at once: the
+            # answer says whether it still knows us, so the room is re-claimed without delay.
+            self._relay_events = self.relay.socket.get_monitor_socket(zmq.EVENT_CONNECTED)
+            self.poller.register(self._relay_events, zmq.POLLIN)
         if self.fallback is not None:
             self.poller.register(self.fallback.socket, zmq.POLLIN)
         self.input_fd = input_fd
@@ -186,6 +191,9 @@ class Node:
     def _handle_ready(self, ready: dict[Any, int], now: float) -> None:
         if self.listener.zap in ready:
             self.listener.answer_zap()
+        if self._relay_events is not None and self._relay_events in ready:
+            self._relay_events.recv_multipart()
+            self.core.on_relay_connected(now)
         if self.relay is not None and self.relay.socket in ready:
             while (message := self.relay.receive()) is not None:
                 self.perform(self.core.on_relay(message, now))
@@ -256,6 +264,9 @@ class Node:
         for dealer in self.dialers.values():
             dealer.close(linger=1000)
         self.dialers.clear()
+        if self._relay_events is not None and self.relay is not None:
+            self.relay.socket.disable_monitor()
+            self._relay_events.close(linger=0)
         if self.relay is not None:
             self.relay.close(linger_ms=1000)
         if self.fallback is not None:

@@ -55,6 +55,11 @@ class Presence:
     def next_deadline(self) -> float | None:
         return self._next_heartbeat
 
+    def connected(self, now: float) -> None:
+        """The connection to the relay was (re)made: heartbeat now, not at the next turn."""
+        if self._next_heartbeat is not None:
+            self._next_heartbeat = now
+
     def tick(self, now: float) -> list[Effect]:
         if self._next_heartbeat is None or now < self._next_heartbeat:
             return []

@@ -110,6 +110,9 @@ class RoomCore:
                 effects.extend(self._add_peer(nick, now))
         return [*effects, *self._on_relay(message, now)]
 
+    def on_relay_connected(self, now: float) -> None:
+        self.presence.connected(now)
+
     def _on_relay(self, message: RelayMessage, now: float) -> list[Effect]:
         if isinstance(message, PeerJoined):
             nick = message.peer.nick

@@ -69,3 +69,16 @@ def test_a_silent_relay_is_reported_lost_once_and_back_when_it_answers() -> None
     assert not [e for e in presence.tick(20.0) if isinstance(e, Show)]
     effects, _ = presence.on_relay(HeartbeatAck(code=CODE, member=True), 21.0)
     assert [e.event["event"] for e in effects if isinstance(e, Show)] == ["relay_back"]
+
+
+def test_a_new_connection_to_the_relay_brings_the_next_heartbeat_forward() -> None:
+    presence = Presence("bob", CODE, 5.0)
+    presence.connected(0.5)  # before the start: nothing to do
+    presence.start(1.0)
+    assert presence.next_deadline() == 6.0
+    presence.connected(2.0)  # the relay came back
+    assert presence.next_deadline() == 2.0
+    assert [type(e.request).__name__ for e in presence.tick(2.0) if isinstance(e, ToRelay)] == [
+        "Heartbeat"
+    ]
+    assert presence.next_deadline() == 7.0

@@ -19,13 +19,17 @@ HOME = KnownOrigin("203.0.113.7", 40001)
 
 def make_core(**overrides: Any) -> RelayCore:
     """A core at monotonic 0 (wall clock 1,000,000); relay beats only if asked for."""
+    beats = "alive_interval" in overrides
     overrides.setdefault("alive_interval", 1e9)
-    return RelayCore(
+    core = RelayCore(
         RelaySettings(**overrides),
         rng=random.Random(7),
         tokens=RoomTokens(b"k" * 32),
         wall_offset=1_000_000.0,
     )
+    if not beats:
+        core.tick(0.0)  # the beat every relay sends as it starts
+    return core
 
 
 def request(
@@ -496,6 +500,9 @@ def test_events_carry_the_relay_instance_and_a_per_room_count() -> None:
 
 def test_the_relay_beats_on_pub_with_its_latest_sequence_number() -> None:
     core = make_core(alive_interval=2.0)
+    assert core.next_deadline() == 0.0  # the first beat at start: a restart shows at once
+    first = [e.event for e in core.tick(0.0) if isinstance(e, Publish)]
+    assert [(beat.type, beat.seq) for beat in first] == [("relay_alive", 0)]
     assert core.next_deadline() == 2.0
     open_room(core)
     effects = core.tick(2.0)
