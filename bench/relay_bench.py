@@ -93,12 +93,15 @@ def start_echo() -> tuple[subprocess.Popen[str], str]:
     return process, f"tcp://127.0.0.1:{port}"
 
 
-def start_relay(log: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_relay(
+    log: Path, *options: str, port: int = 0, pub_port: int = 0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A relay process (ports 0: any free ones); its ROUTER endpoint once it listens."""
     script = Path(sys.executable).with_name("sandpiper")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "sandpiper"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*command, "relay", "--port", "0", "--pub-port", "0", *options],
+            [*command, "relay", "--port", str(port), "--pub-port", str(pub_port), *options],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,36 +24,15 @@ import time
 from pathlib import Path
 
 from bench.peer_bench import SANDPIPER, Process, member
-from bench.relay_bench import LISTENING
+from bench.relay_bench import start_relay
 
 
 def start(log: Path, state: Path, port: int, pub_port: int) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *SANDPIPER,
-                "relay",
-                "--port",
-                str(port),
-                "--pub-port",
-                str(pub_port),
-                "--state-dir",
-                str(state),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if LISTENING.search(log.read_text()):
-            return process
-        time.sleep(0.01)
-    raise RuntimeError(f"relay did not start:\n{log.read_text()}")
+    process, _ = start_relay(log, "--state-dir", str(state), port=port, pub_port=pub_port)
+    return process
 
 
 def one_round(workdir: Path, index: int) -> tuple[float, float, float]:
-    import socket
-
     ports = []
     for _ in range(2):
         with socket.socket() as probe:
