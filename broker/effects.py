@@ -6,9 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Protocol
 
-from broker.events import RoomEvent
 from schemas.base import WireModel
-from schemas.events import RelayAlive
+from schemas.events import AnyRoomEvent, RelayAlive
 
 
 def is_loopback(host: str) -> bool:
@@ -47,7 +46,7 @@ class Send:
 class Publish:
     """A room event (topic: its room code) or the relay's beat (topic `!relay`) for PUB."""
 
-    event: RoomEvent | RelayAlive
+    event: AnyRoomEvent | RelayAlive
 
 
 Effect = Send | Publish

@@ -26,9 +26,6 @@ class _Numbers(TypedDict):
     at: float
 
 
-RoomEvent = RoomOpened | MemberJoined | MemberLeft | RoomEnded | RoomClosedToJoiners
-
-
 class EventNumbers:
     def __init__(self, instance: str, wall_offset: float, started: float) -> None:
         self.instance = instance

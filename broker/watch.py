@@ -13,10 +13,15 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.events import MemberJoined, MemberLeft, RelayAlive, RoomClosedToJoiners, RoomEnded
-from schemas.events import RoomOpened as RoomCreatedEvent
+from schemas.events import (
+    AnyRoomEvent,
+    MemberJoined,
+    MemberLeft,
+    RelayAlive,
+    RoomClosedToJoiners,
+    RoomEnded,
+)
 
-RoomEvent = RoomCreatedEvent | MemberJoined | MemberLeft | RoomEnded | RoomClosedToJoiners
 MAX_ROOMS = 10_000
 MAX_MEMBERS = 64
 RECENT = 200
@@ -56,7 +61,7 @@ class Watch:
         for nick in nicks[:MAX_MEMBERS]:
             room.members.setdefault(nick, at)
 
-    def on_event(self, event: RoomEvent | RelayAlive, now: float) -> list[dict[str, Any]]:
+    def on_event(self, event: AnyRoomEvent | RelayAlive, now: float) -> list[dict[str, Any]]:
         """Notices (and the event itself, as a dict) for the user, oldest first."""
         self._heard = now
         notices = self._back()
@@ -113,7 +118,7 @@ class Watch:
         self.recent.append(notice)
         return [notice]
 
-    def _check_numbers(self, event: RoomEvent) -> list[dict[str, Any]]:
+    def _check_numbers(self, event: AnyRoomEvent) -> list[dict[str, Any]]:
         notices = []
         if not self.codes:
             if self.seq is not None and event.seq > self.seq + 1:
@@ -142,7 +147,7 @@ class Watch:
         self.recent.append(notice)
         return notice
 
-    def _apply(self, event: RoomEvent) -> None:
+    def _apply(self, event: AnyRoomEvent) -> None:
         if isinstance(event, RoomEnded):
             self.rooms.pop(event.code, None)
             return

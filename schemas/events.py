@@ -81,12 +81,8 @@ class RelayAlive(WireModel):
     at: UnixTime
 
 
-RoomEvent = Annotated[
-    RoomOpened | MemberJoined | MemberLeft | RoomEnded | RoomClosedToJoiners,
-    Field(discriminator="type"),
-]
-PubMessage = Annotated[
-    RoomOpened | MemberJoined | MemberLeft | RoomEnded | RoomClosedToJoiners | RelayAlive,
-    Field(discriminator="type"),
-]
+AnyRoomEvent = RoomOpened | MemberJoined | MemberLeft | RoomEnded | RoomClosedToJoiners
+"""Any room event, as a plain union (for type hints); `RoomEvent` is what decodes one."""
+RoomEvent = Annotated[AnyRoomEvent, Field(discriminator="type")]
+PubMessage = Annotated[AnyRoomEvent | RelayAlive, Field(discriminator="type")]
 """Anything on the PUB socket."""
