@@ -20,6 +20,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from broker.watch import Watch
 from peer.relay_client import (
+    RelayConnection,
     RelayRefused,
     RelayUnavailable,
     first_answering,
@@ -69,7 +70,6 @@ class Monitor:
         timeout: float,
         output: Any,
     ) -> None:
-
         self.watch = Watch(rooms)
         self.output = output
         self.public = ""
@@ -79,10 +79,10 @@ class Monitor:
             pub_endpoint = normalise_endpoint(pub) if pub else None
         except ValueError as exc:
             raise MonitorError(str(exc)) from None
-        info, connection = self._ask_relay(relays, timeout, pub_endpoint is None)
+        info, relay_connection = self._ask_relay(relays, timeout, pub_endpoint is None)
         if pub_endpoint is None:
-            assert info is not None and connection is not None
-            host = connection.rpartition(":")[0]
+            assert info is not None and relay_connection is not None
+            host = relay_connection.endpoint.rpartition(":")[0]
             pub_endpoint = f"tcp://{info.pub}" if info.pub else f"{host}:{info.pub_port}"
         self.pub_endpoint = pub_endpoint
         server_key = self._server_key(info, relay_key)
@@ -105,11 +105,15 @@ class Monitor:
             self.socket.setsockopt(zmq.SUBSCRIBE, ALIVE_TOPIC.encode())
         self.events = self.socket.get_monitor_socket()
         self.socket.connect(pub_endpoint)
-        self.server_key = server_key
-        self._seed(rooms, relays, timeout)
+        if relay_connection is not None:
+            self._seed(relay_connection, rooms, timeout)
+            relay_connection.close()
 
-    def _ask_relay(self, relays: list[str], timeout: float, needed: bool) -> tuple[Any, Any]:
-
+    def _ask_relay(
+        self, relays: list[str], timeout: float, needed: bool
+    ) -> tuple[RelayInfo | None, RelayConnection | None]:
+        """The relay's answer to `relay_info`, and the connection it came on; (None, None) if
+        no relay answers and the caller can do without (`needed` False)."""
         try:
             connection, info = first_answering(
                 self.context, relays, GetRelayInfo(type="relay_info"), timeout
@@ -118,16 +122,14 @@ class Monitor:
             if needed:
                 raise MonitorError(f"{exc}; give --pub HOST:PORT to subscribe anyway") from None
             return None, None
-        except Exception as exc:  # RelayRefused: a relay too old to answer relay_info
+        except RelayRefused as exc:  # a relay too old to answer relay_info
             if needed:
                 raise MonitorError(f"the relay would not say where it publishes: {exc}") from None
             return None, None
-        self.relay_connection = connection
         assert isinstance(info, RelayInfo)
-        return info, connection.endpoint
+        return info, connection
 
-    def _server_key(self, info: Any, pinned: str | None) -> bytes | None:
-
+    def _server_key(self, info: RelayInfo | None, pinned: str | None) -> bytes | None:
         try:
             pinned_key = None if pinned is None else public_key(pinned)
         except KeyFileError as exc:
@@ -142,7 +144,6 @@ class Monitor:
         return pinned_key or offered
 
     def _own_key(self, key: Path | None) -> tuple[bytes, bytes]:
-
         path = key or keys_dir() / "monitor.key_secret"
         if not path.exists():
             raise MonitorError(
@@ -154,12 +155,8 @@ class Monitor:
         except KeyFileError as exc:
             raise MonitorError(str(exc)) from None
 
-    def _seed(self, rooms: frozenset[str], relays: list[str], timeout: float) -> None:
+    def _seed(self, connection: RelayConnection, rooms: frozenset[str], timeout: float) -> None:
         """Members of the watched rooms now, from the relay (events only tell what changes)."""
-
-        connection = getattr(self, "relay_connection", None)
-        if connection is None:
-            return
         for code in sorted(rooms):
             try:
                 info = connection.ask(LookupRoom(type="lookup_room", code=code), timeout)
@@ -167,8 +164,8 @@ class Monitor:
                 self._show({"event": "room_unknown", "code": code, "message": str(exc)})
                 continue
             if isinstance(info, RoomInfo):
-                self.watch.seed(code, [peer.nick for peer in info.peers], time.time())
                 members = [peer.nick for peer in info.peers]
+                self.watch.seed(code, members, time.time())
                 self._show({"event": "room", "code": code, "members": members})
 
     def run(self, duration: float | None) -> int:
@@ -240,13 +237,7 @@ class Monitor:
         self.context.destroy(linger=0)
 
 
-def _pub_adapter(kind: Any) -> Any:
-
-    return TypeAdapter(kind)
-
-
 def _connection_note(message: dict[str, Any]) -> str | None:
-
     for name, note in _EVENTS_OF_NOTE.items():
         if message["event"] == getattr(zmq, name, None):
             return note
@@ -257,7 +248,6 @@ class _LiveView:
     """The rich view: rooms and members, the latest events, and what was missed."""
 
     def __init__(self, monitor: Monitor) -> None:
-
         self.monitor = monitor
         self.live = Live(console=Console(), refresh_per_second=4, auto_refresh=False)
         self._last = 0.0
@@ -282,7 +272,6 @@ class _LiveView:
         self.live.update(self._render(), refresh=True)
 
     def _render(self) -> Any:
-
         watch = self.monitor.watch
         rooms = Table(title="rooms", title_justify="left", expand=True)
         rooms.add_column("code", style="bold")
@@ -305,7 +294,6 @@ class _LiveView:
 
 
 def describe(event: dict[str, Any]) -> str:
-
     kind = event["event"]
     at = datetime.fromtimestamp(event["at"]).strftime("%H:%M:%S ") if "at" in event else ""
     if kind not in _ROOM_EVENTS and kind != "gap":
