@@ -45,9 +45,6 @@ class HostedRoom:
     def on_relay(self, message: Any, now: float) -> list[Effect]:
         return []
 
-    def on_relay_connected(self, now: float) -> None:
-        pass
-
     def on_link_frame(self, *args: Any) -> list[Effect]:
         return []
 

@@ -264,10 +264,10 @@ class Node:
         for dealer in self.dialers.values():
             dealer.close(linger=1000)
         self.dialers.clear()
-        if self._relay_events is not None and self.relay is not None:
-            self.relay.socket.disable_monitor()
-            self._relay_events.close(linger=0)
         if self.relay is not None:
+            self.relay.socket.disable_monitor()
+            if self._relay_events is not None:
+                self._relay_events.close(linger=0)
             self.relay.close(linger_ms=1000)
         if self.fallback is not None:
             self.fallback.close(linger_ms=1000)

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import zmq
 from pydantic import TypeAdapter, ValidationError
@@ -150,9 +150,17 @@ def run_member(options: MemberOptions, *, invite_text: str | None, open_room: bo
         context.destroy(linger=0)
 
 
-Entered = tuple[
-    RelayConnection, Invite, tuple[str | None, int | None], list[str], str | None, str | None
-]
+class Entered(NamedTuple):
+    relay: RelayConnection
+    invite: Invite
+    observed: tuple[str | None, int | None]
+    """The address and port the relay saw us come from."""
+    members: list[str]
+    """The other members the relay listed."""
+    fallback: str | None
+    """The fallback server the relay advertises."""
+    token: str | None
+    """The room token, if we created the room."""
 
 
 def _enter_room(
@@ -162,9 +170,7 @@ def _enter_room(
     open_room: bool,
     show: Any,
 ) -> Entered | None:
-    """Create or join on the first relay that answers: (relay, invite, the address and port
-    the relay saw us come from, the other members, the fallback server it advertises, the
-    room token if we created the room)."""
+    """Create or join on the first relay that answers; None (the error shown) if none does."""
     try:
         if invite_text is None:
             request = CreateRoom(type="create_room", nick=options.nick)
@@ -185,7 +191,7 @@ def _enter_room(
                 }
             )
             observed = (reply.observed_host, reply.observed_port)
-            return relay, invite, observed, [], reply.fallback, reply.token
+            return Entered(relay, invite, observed, [], reply.fallback, reply.token)
         invite = parse_invite(invite_text)
         request = RegisterPeer(type="register_peer", code=invite.room_code, nick=options.nick)
         relay, registered = first_answering(
@@ -199,7 +205,7 @@ def _enter_room(
         members = [peer.nick for peer in info.peers if peer.nick != options.nick]
         show({"event": "joined", "room": invite.room_code, "open": invite.is_open})
         observed = (registered.observed_host, registered.observed_port)
-        return relay, invite, observed, members, registered.fallback, None
+        return Entered(relay, invite, observed, members, registered.fallback, None)
     except (RelayUnavailable, TimeoutError, ValueError) as exc:
         show({"event": "error", "message": str(exc)})
     except RelayRefused as exc:

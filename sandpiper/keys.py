@@ -53,15 +53,17 @@ def token_key(state_dir: Path) -> bytes:
     return key
 
 
-def make_key_pair(directory: Path, name: str, *, force: bool = False) -> tuple[Path, Path]:
-    """Write NAME.key and NAME.key_secret (0600) into `directory`; their paths."""
+def make_key_pair(directory: Path, name: str, *, force: bool = False) -> tuple[bytes, Path, Path]:
+    """Write NAME.key and NAME.key_secret (0600) into `directory`: the public key (Z85) and
+    the two paths."""
     public, secret = directory / f"{name}.key", directory / f"{name}.key_secret"
     if not force and (public.exists() or secret.exists()):
         raise KeyFileError(f"{secret} exists already (use --force to replace it)")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     made_public, made_secret = zmq.auth.create_certificates(str(directory), name)
     os.chmod(made_secret, 0o600)
-    return Path(made_public), Path(made_secret)
+    key, _ = zmq.auth.load_certificate(made_public)
+    return bytes(key), Path(made_public), Path(made_secret)
 
 
 def load_secret_key(path: Path) -> tuple[bytes, bytes]:

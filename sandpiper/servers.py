@@ -256,12 +256,11 @@ def keygen(
     from sandpiper import keys
 
     try:
-        public, secret = keys.make_key_pair(directory or keys.keys_dir(), name, force=force)
-        key = keys.public_key(str(public)).decode()
+        key, public, secret = keys.make_key_pair(directory or keys.keys_dir(), name, force=force)
     except keys.KeyFileError as exc:
         typer.echo(f"sandpiper keygen: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"public key: {key}")
+    typer.echo(f"public key: {key.decode()}")
     typer.echo(f"secret key: {secret} (keep it private)")
     typer.echo(f"public key file: {public}")
 
