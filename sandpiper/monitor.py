@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,6 +51,7 @@ def monitor(
 ) -> None:
     """Show room events live: rooms, members, joins and leaves, and any events missed."""
     from peer.invite import parse_invite
+    from peer.ui import JsonOutput
     from sandpiper.watcher import Monitor, MonitorError
 
     try:
@@ -59,23 +59,19 @@ def monitor(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     # JSON lines; a live view on a terminal; otherwise (a log, honcho) one line per event
-    output = _json_line if json_mode else None if sys.stdout.isatty() else _plain_line
+    output = JsonOutput() if json_mode else None if sys.stdout.isatty() else _plain_line
     try:
         watcher = Monitor(rooms, relay, pub, key, relay_key, timeout, output)
     except MonitorError as exc:
-        _fail(str(exc), json_mode)
+        _fail(str(exc), output if json_mode else None)
     try:
-        code = watcher.run(duration)
+        watcher.run(duration)
     except KeyboardInterrupt:
-        code = 0
+        pass
+    except MonitorError as exc:
+        _fail(str(exc), output if json_mode else None)
     finally:
         watcher.close()
-    raise typer.Exit(code)
-
-
-def _json_line(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event, ensure_ascii=True, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
 
 
 def _plain_line(event: dict[str, Any]) -> None:
@@ -85,9 +81,9 @@ def _plain_line(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _fail(message: str, json_mode: bool) -> None:
-    if json_mode:
-        _json_line({"event": "error", "message": message})
+def _fail(message: str, json_output: Any) -> None:
+    if json_output is not None:
+        json_output({"event": "error", "message": message})
     else:
         typer.echo(f"sandpiper monitor: {message}", err=True)
     raise typer.Exit(1)

@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import typer
 import zmq
 from pydantic import TypeAdapter
 from rich.console import Console, Group
@@ -168,8 +167,8 @@ class Monitor:
                 self.watch.seed(code, members, time.time())
                 self._show({"event": "room", "code": code, "members": members})
 
-    def run(self, duration: float | None) -> int:
-        """Until `duration` passes or Ctrl-C; 1 if the relay refuses this monitor's key."""
+    def run(self, duration: float | None) -> None:
+        """Until `duration` passes or Ctrl-C; MonitorError if the relay refuses our key."""
         stop_at = None if duration is None else time.monotonic() + duration
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
@@ -182,8 +181,8 @@ class Monitor:
             while stop_at is None or time.monotonic() < stop_at:
                 ready = dict(poller.poll(250))
                 now = time.monotonic()
-                if self.events in ready and not self._on_connection_event():
-                    return 1
+                if self.events in ready:
+                    self._on_connection_event()
                 if self.socket in ready:
                     self._drain(now)
                 for shown in self.watch.tick(now):
@@ -193,20 +192,17 @@ class Monitor:
         finally:
             if live is not None:
                 live.stop()
-        return 0
 
-    def _on_connection_event(self) -> bool:
-        """False when the relay refused us (nothing will change by waiting)."""
+    def _on_connection_event(self) -> None:
+        """MonitorError when the relay refused us: nothing changes by waiting."""
         note = _connection_note(recv_monitor_message(self.events))
         if note == "refused":
-            self._show_error(
+            raise MonitorError(
                 "the relay refused this monitor's key: ask its operator to run the relay "
                 f"with --allow-monitor {self.public}"
             )
-            return False
         if note is not None:
             self._show({"event": note})
-        return True
 
     def _drain(self, now: float) -> None:
         while True:
@@ -226,12 +222,6 @@ class Monitor:
     def _show(self, event: dict[str, Any]) -> None:
         if self.output is not None:
             self.output(event)
-
-    def _show_error(self, message: str) -> None:
-        if self.output is not None:
-            self.output({"event": "error", "message": message})
-        else:
-            typer.echo(f"sandpiper monitor: {message}", err=True)
 
     def close(self) -> None:
         self.context.destroy(linger=0)
