@@ -191,9 +191,7 @@ class RelayCore:
     ) -> list[Effect]:
         """A member takes its room code back after a restart: the token must be this relay's,
         for this code, and for the room now under it if there is one."""
-        source = origin.host or UNKNOWN_SOURCE
-        if not self._miss_limit.has_token(source, now):
-            raise RegistryError(ErrorCode.RATE_LIMITED, "too many unknown room codes; slow down")
+        source = self._guesses_allowed(origin, now)
         opened = self.tokens.open(request.code, request.token)
         if opened is None:
             self._miss_limit.try_take(source, now)
@@ -354,14 +352,20 @@ class RelayCore:
         A source out of misses is refused outright, even for codes that exist, so that the
         refusal itself tells a guesser nothing.
         """
-        source = origin.host or UNKNOWN_SOURCE
-        if not self._miss_limit.has_token(source, now):
-            raise RegistryError(ErrorCode.RATE_LIMITED, "too many unknown room codes; slow down")
+        source = self._guesses_allowed(origin, now)
         room = self.registry.get(code)
         if room is None:
             self._miss_limit.try_take(source, now)
             raise RegistryError(ErrorCode.ROOM_NOT_FOUND, f"no room {code}")
         return room
+
+    def _guesses_allowed(self, origin: Origin, now: float) -> str:
+        """The source, if it has unknown-code tries left (a miss then takes one); else
+        refused outright, whether the code or token would have been right or not."""
+        source = origin.host or UNKNOWN_SOURCE
+        if not self._miss_limit.has_token(source, now):
+            raise RegistryError(ErrorCode.RATE_LIMITED, "too many unknown room codes; slow down")
+        return source
 
     def _member_nick(self, client: bytes, code: str) -> str:
         nick = self.registry.nick_of(client, code)
