@@ -50,6 +50,8 @@ class Watch:
         self.missed = 0
         self.restarts = 0
         self._room_seq: OrderedDict[str, int] = OrderedDict()
+        self._room_base: int | None = None
+        """The count a room not seen yet is known to be at (0 after a restart)."""
         self._heard: float | None = None
         self._silent = False
 
@@ -112,7 +114,10 @@ class Watch:
             "previous_relay": previous,
             "relay": relay,
         }
-        self.seq = None
+        # The new relay numbers from 1 and started after we subscribed: anything before what
+        # we see next was missed.
+        self.seq = 0
+        self._room_base = 0
         self._room_seq.clear()
         self.rooms.clear()  # the new relay knows only what is re-claimed
         self.recent.append(notice)
@@ -125,7 +130,7 @@ class Watch:
                 notices.append(self._gap(self.seq, event.seq - self.seq - 1))
             self.seq = event.seq
         else:
-            last = self._room_seq.get(event.code)
+            last = self._room_seq.get(event.code, self._room_base)
             if last is not None and event.room_seq > last + 1:
                 notices.append(self._gap(last, event.room_seq - last - 1, event.code))
             self._room_seq[event.code] = event.room_seq

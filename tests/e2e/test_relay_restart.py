@@ -67,10 +67,17 @@ def test_chat_goes_on_the_code_keeps_working_and_monitors_report_the_gap(
         gap = watcher.event("gap", reason="relay_restarted", timeout=20)
         assert gap["after_seq"] >= 3 and gap["previous_relay"] != gap["relay"]
         watching_room.event("gap", reason="relay_restarted", timeout=20)
-        back = {
-            watcher.event("peer_joined", code=code, nick=nick)["nick"] for nick in ("alice", "bob")
-        }
-        assert back == {"alice", "bob"}
+        # The members re-claim the room within a fraction of a second, maybe before the
+        # monitor has reconnected (PUB keeps nothing): it sees their joins, or counts them
+        # as missed events of the new relay; never silence.
+        seen_back = watcher.wait_event(
+            lambda e: (
+                (e["event"] == "peer_joined" and e.get("code") == code)
+                or (e["event"] == "gap" and e["reason"] == "missed")
+            ),
+            timeout=20,
+        )
+        assert seen_back.get("nick") in ("alice", "bob") or seen_back["missed"] >= 1
 
         carol = Member(relay, "join", invite, "--nick", "carol")
         members.append(carol)

@@ -111,3 +111,21 @@ def test_the_view_stays_bounded_whatever_the_relay_sends(events: list[tuple[int,
         code = f"room-number-{10 + number % 90}"
         watch.on_event(joined(code, nick, number + 1, number + 1), 0.0)
     assert len(watch.rooms) <= MAX_ROOMS and len(watch.recent) <= 200
+
+
+def test_after_a_restart_events_of_the_new_relay_seen_late_are_counted_missed() -> None:
+    every = Watch()
+    every.on_event(joined("pine-ocean-42", "alice", 5, 2), 0.0)
+    notices = every.on_event(joined("pine-ocean-42", "alice", 3, 2, NEW), 1.0)
+    assert kinds(notices) == ["gap", "gap", "peer_joined"]
+    assert notices[1] == {"event": "gap", "reason": "missed", "after_seq": 0, "missed": 2}
+    some = Watch(frozenset({"pine-ocean-42"}))
+    some.on_event(joined("pine-ocean-42", "alice", 5, 2), 0.0)
+    notices = some.on_event(joined("pine-ocean-42", "bob", 4, 3, NEW), 1.0)
+    assert notices[1]["missed"] == 2 and notices[1]["code"] == "pine-ocean-42"
+    beat = Watch()
+    beat.on_event(joined("pine-ocean-42", "alice", 5, 2), 0.0)
+    assert kinds(beat.on_event(RelayAlive(relay=NEW, seq=4, started_at=0.0, at=1.0), 1.0)) == [
+        "gap",
+        "gap",
+    ]
