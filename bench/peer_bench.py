@@ -4,7 +4,7 @@ The baseline is the same pipeline without Sandpiper: stdin lines -> bare pyzmq D
 ROUTER -> a JSON line on stdout (bench/bare_pipe.py), measured in the same run. Sandpiper adds
 PAKE keying, CurveZMQ, per-message AEAD and its event loop on that path.
 
-    python -m bench.peer_bench [--messages 2000] [--joins 7] [--rounds 3]
+    python -m bench.peer_bench [--messages 2000] [--joins 7] [--rounds 5]
 
 Latency and rate: the bare pipe and sandpiper alternate for `--rounds` rounds; the table
 shows the round with the median p50 for each.
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--joins", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="sandpiper-peer-bench-"))
     relay_process, endpoint = start_relay(

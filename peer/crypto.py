@@ -25,6 +25,10 @@ PAKE_MESSAGE_SIZE = 33  # one side byte and an Ed25519 point
 CONFIRM_SIZE = 32
 _RECORD_VERSION = 1
 _HEADER_SIZE = 9  # version byte + 64-bit sequence number
+_VERSION_BYTE = bytes([_RECORD_VERSION])
+_NONCE_PAD = bytes(4)
+"""A nonce is this and the 64-bit sequence number: one key per direction, so the sequence
+number alone makes every nonce unique."""
 MAX_SEQUENCE = 2**64 - 1
 
 Entropy = Callable[[int], bytes]
@@ -167,8 +171,9 @@ class Sealer:
         if sequence > MAX_SEQUENCE:
             raise CryptoError("sequence numbers exhausted; rekey")
         self.next_sequence += 1
-        header = bytes([_RECORD_VERSION]) + sequence.to_bytes(8, "big")
-        return header + self._aead.encrypt(_nonce(sequence), plaintext, header)
+        counter = sequence.to_bytes(8, "big")
+        header = _VERSION_BYTE + counter
+        return header + self._aead.encrypt(_NONCE_PAD + counter, plaintext, header)
 
 
 class Opener:
@@ -194,13 +199,8 @@ class Opener:
             raise CryptoError(f"replayed or reordered record {sequence}")
         header = record[:_HEADER_SIZE]
         try:
-            plaintext = self._aead.decrypt(_nonce(sequence), record[_HEADER_SIZE:], header)
+            plaintext = self._aead.decrypt(_NONCE_PAD + header[1:], record[_HEADER_SIZE:], header)
         except InvalidTag:
             raise CryptoError("record failed authentication") from None
         self.expected_sequence = sequence + 1
         return plaintext
-
-
-def _nonce(sequence: int) -> bytes:
-    # One key per direction, so the sequence number alone makes every nonce unique.
-    return b"\x00\x00\x00\x00" + sequence.to_bytes(8, "big")

@@ -123,13 +123,17 @@ class Listener:
             self.zap.send_multipart([version, request_id, b"200", b"OK", nick.encode(), b""])
 
     def receive(self) -> tuple[bytes, str | None, bytes] | None:
-        """(routing id, authenticated nick, frame), or None for a frame not of that shape.
+        """(routing id, authenticated nick, frame), or None for a frame not of that shape
+        (or for nothing to read).
 
         The nick ZAP gave a connection is read once (a zero-copy receive costs more than the
         rest of the hop) and remembered by routing id; ids not made by our ROUTER are refused,
         so a member cannot step into the id of another member's closed connection.
         """
-        routing_id = self.router.recv()
+        try:
+            routing_id = self.router.recv(zmq.NOBLOCK)
+        except zmq.Again:  # a closing connection's queue can vanish after a poll saw it
+            return None
         nick = self._nicks.get(routing_id)
         if nick is None:
             frames = self.router.recv_multipart(copy=False)

@@ -85,21 +85,33 @@ class Node:
             Quit: self._quit,
         }
         self.poller = zmq.Poller()
-        for sock in (self.listener.router, self.listener.zap, self.input):
-            self.poller.register(sock, zmq.POLLIN)
+        self._readers: dict[Any, Callable[[float], None]] = {}
+        """What to do when a registered socket (or the input descriptor) is readable: only
+        the ready ones are looked at, so a chat message costs no checks of the others."""
+        self._watch(self.listener.router, self._read_listener)
+        self._watch(self.listener.zap, lambda now: self.listener.answer_zap())
+        self._watch(self.input, lambda now: self._on_input(self.input.recv(), now))
         self._relay_events: zmq.Socket[Any] | None = None
         if self.relay is not None:
-            self.poller.register(self.relay.socket, zmq.POLLIN)
+            self._watch(self.relay.socket, self._read_relay)
             # A reconnection to the relay (it restarted) is worth a heartbeat at once: the
             # answer says whether it still knows us, so the room is re-claimed without delay.
             self._relay_events = self.relay.socket.get_monitor_socket(zmq.EVENT_CONNECTED)
-            self.poller.register(self._relay_events, zmq.POLLIN)
+            self._watch(self._relay_events, self._on_relay_event)
         if self.fallback is not None:
-            self.poller.register(self.fallback.socket, zmq.POLLIN)
+            self._watch(self.fallback.socket, self._read_fallback)
         self.input_fd = input_fd
         self._partial = b""
         if input_fd is not None:
-            self.poller.register(input_fd, zmq.POLLIN)
+            self._watch(input_fd, self._read_input_fd)
+
+    def _watch(self, sock: Any, reader: Callable[[float], None]) -> None:
+        self.poller.register(sock, zmq.POLLIN)
+        self._readers[sock] = reader
+
+    def _unwatch(self, sock: Any) -> None:
+        self.poller.unregister(sock)
+        del self._readers[sock]
 
     def perform(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -122,8 +134,7 @@ class Node:
             self.context, effect.endpoint, effect.server_key, self.listener.curve_options()
         )
         dealer.send(effect.hello)
-        self.dialers[effect.attempt] = dealer
-        self.poller.register(dealer, zmq.POLLIN)
+        self._add_dialer(effect.attempt, dealer)
 
     def _punch(self, effect: Punch) -> None:
         source = None if self.relay is None else self.relay.local_port
@@ -138,14 +149,17 @@ class Node:
         dealer = punch(self.context, source, effect.endpoint, options)
         if effect.hello:
             dealer.send(effect.hello)
-        self.dialers[effect.attempt] = dealer
-        self.poller.register(dealer, zmq.POLLIN)
+        self._add_dialer(effect.attempt, dealer)
+
+    def _add_dialer(self, attempt: int, dealer: zmq.Socket[Any]) -> None:
+        self.dialers[attempt] = dealer
+        self._watch(dealer, lambda now: self._read_dialer(attempt, dealer, now))
 
     def _hang_up(self, effect: Hangup) -> None:
         self._unproven.pop(effect.attempt, None)
         dealer = self.dialers.pop(effect.attempt, None)
         if dealer is not None:
-            self.poller.unregister(dealer)
+            self._unwatch(dealer)
             dealer.close(linger=0)
 
     def _quit(self, effect: Quit) -> None:
@@ -184,48 +198,59 @@ class Node:
             self.perform(self.core.tick(now))
             deadline = self.core.next_deadline()
         wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
-        ready = dict(self.poller.poll(wait * 1000))
+        ready = self.poller.poll(wait * 1000)
         if ready:
             self._handle_ready(ready, time.monotonic())
 
-    def _handle_ready(self, ready: dict[Any, int], now: float) -> None:
-        if self.listener.zap in ready:
-            self.listener.answer_zap()
-        if self._relay_events is not None and self._relay_events in ready:
-            self._relay_events.recv_multipart()
-            self.core.on_relay_connected(now)
-        if self.relay is not None and self.relay.socket in ready:
-            while (message := self.relay.receive()) is not None:
-                self.perform(self.core.on_relay(message, now))
-        if self.fallback is not None and self.fallback.socket in ready:
-            while (reply := self.fallback.receive()) is not None:
-                self.perform(self.core.on_fallback(reply, now))
-        if self.listener.router in ready:
-            while _readable(self.listener.router):
-                received = self.listener.receive()
-                if received is not None:
-                    routing_id, nick, frame = received
-                    self.perform(self.core.on_link_frame(InLink(routing_id), nick, frame, now))
-        self._read_dialers(ready, now)
-        if self.input in ready:
-            self._on_input(self.input.recv(), now)
-        if self.input_fd is not None and self.input_fd in ready:
-            self._read_input_fd(now)
+    def _handle_ready(self, ready: list[tuple[Any, int]], now: float) -> None:
+        for sock, _ in ready:
+            reader = self._readers.get(sock)
+            if reader is not None:  # None: unwatched by an earlier reader in this pass
+                reader(now)
 
-    def _read_dialers(self, ready: dict[Any, int], now: float) -> None:
-        for attempt, dealer in list(self.dialers.items()):
-            while dealer in ready and self.dialers.get(attempt) is dealer and _readable(dealer):
-                frame = self._proven(attempt, dealer)
-                if frame is not None:
-                    self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
+    def _read_listener(self, now: float) -> None:
+        router = self.listener.router
+        while True:  # the poll said a message is waiting: no need to ask before the first
+            received = self.listener.receive()
+            if received is not None:
+                routing_id, nick, frame = received
+                self.perform(self.core.on_link_frame(InLink(routing_id), nick, frame, now))
+            if not _readable(router):
+                return
+
+    def _read_relay(self, now: float) -> None:
+        assert self.relay is not None
+        while (message := self.relay.receive()) is not None:
+            self.perform(self.core.on_relay(message, now))
+
+    def _on_relay_event(self, now: float) -> None:
+        assert self._relay_events is not None
+        self._relay_events.recv_multipart()
+        self.core.on_relay_connected(now)
+
+    def _read_fallback(self, now: float) -> None:
+        assert self.fallback is not None
+        while (reply := self.fallback.receive()) is not None:
+            self.perform(self.core.on_fallback(reply, now))
+
+    def _read_dialer(self, attempt: int, dealer: zmq.Socket[Any], now: float) -> None:
+        while True:  # as for the listener; a frame may also hang this dial up
+            frame = self._proven(attempt, dealer)
+            if frame is not None:
+                self.perform(self.core.on_link_frame(OutLink(attempt), None, frame, now))
+            if self.dialers.get(attempt) is not dealer or not _readable(dealer):
+                return
 
     def _proven(self, attempt: int, dealer: zmq.Socket[Any]) -> bytes | None:
         """A frame from one of our dials; on a punched connection where we are the CurveZMQ
         server, the first frame must come from the member we punched towards (ZAP told)."""
         nick = self._unproven.get(attempt)
-        if nick is None:
-            return bytes(dealer.recv())
-        frame = dealer.recv(copy=False)
+        try:
+            if nick is None:
+                return bytes(dealer.recv(zmq.NOBLOCK))
+            frame = dealer.recv(zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # a closing connection's queue can vanish after a poll saw it
+            return None
         try:
             user = frame.get("User-Id")
         except zmq.ZMQError:
@@ -240,7 +265,7 @@ class Node:
         assert self.input_fd is not None
         data = os.read(self.input_fd, 65_536)
         if not data:
-            self.poller.unregister(self.input_fd)
+            self._unwatch(self.input_fd)
             self.input_fd = None
             if self._partial:
                 self.perform(self.core.on_input(self._partial.decode("utf-8", "replace"), now))

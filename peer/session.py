@@ -101,7 +101,9 @@ def decode_signal(payload: str) -> SignalBody:
 
 def decode_peer_message(plaintext: bytes) -> PeerMessage:
     try:
-        return _PEER_MESSAGE.validate_json(plaintext)
+        # The validator itself: TypeAdapter.validate_json adds a layer on every chat message.
+        message: PeerMessage = _PEER_MESSAGE.validator.validate_json(plaintext)
+        return message
     except ValidationError as exc:
         raise CryptoError("malformed peer message") from exc
 

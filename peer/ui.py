@@ -43,9 +43,10 @@ class JsonOutput:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
         self._lock = threading.Lock()
+        self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
     def __call__(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, ensure_ascii=True, separators=(",", ":"))
+        line = self._encode(event)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
