@@ -90,7 +90,8 @@ class Node:
         the ready ones are looked at, so a chat message costs no checks of the others."""
         self._watch(self.listener.router, self._read_listener)
         self._watch(self.listener.zap, lambda now: self.listener.answer_zap())
-        self._watch(self.input, lambda now: self._on_input(self.input.recv(), now))
+        if input_fd is None:  # else nothing is sent to it: one socket fewer to poll
+            self._watch(self.input, lambda now: self._on_input(self.input.recv(), now))
         self._relay_events: zmq.Socket[Any] | None = None
         if self.relay is not None:
             self._watch(self.relay.socket, self._read_relay)
