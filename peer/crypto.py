@@ -139,14 +139,6 @@ def derive_pair_keys(shared: bytes, room_code: str, me: str, them: str) -> PairK
     )
 
 
-def fallback_room_id(password: bytes, room_code: str) -> str:
-    """The room's name on a fallback server: only holders of the secret can compute it, and
-    it reveals neither the room code nor the secret (sha256 of both)."""
-    return sha256(
-        PROTOCOL + b"/fallback-room\x00" + room_code.encode() + b"\x00" + password
-    ).hexdigest()
-
-
 def fallback_member_id(room_id: str, nick: str) -> str:
     """A member's name on the fallback server, derived from the room's (so also opaque)."""
     return sha256(

@@ -32,7 +32,10 @@ def hosted_room_id(name: str) -> str:
 
 class HostedRoom:
     def __init__(self, core: RoomCore) -> None:
+        if core.fallback_room is None:
+            raise ValueError("a hosted room's core needs the room's id on the server")
         self.core = core
+        self._room = core.fallback_room
         core.presence.lost_after = float("inf")  # there is no relay to lose
         self.me = core.me
         self._nicks: dict[str, str] = {}  # member id -> nick, once announced and checked
@@ -97,7 +100,7 @@ class HostedRoom:
         except (ValueError, KeyError, TypeError):
             return []
         if kind == "nick" and isinstance(value, str) and member not in self._nicks:
-            if fallback_member_id(self.core.fallback_room, value) != member or value == self.me:
+            if fallback_member_id(self._room, value) != member or value == self.me:
                 return []  # an id that does not belong to that nick: ignored
             self._nicks[member] = value
             joined = PeerJoined(code=HOSTED_ROOM_CODE, peer=PeerInfo(nick=value))
@@ -122,7 +125,7 @@ class HostedRoom:
             if not isinstance(effect, ToRelay):
                 out.append(effect)
             elif isinstance(effect.request, SendSignal):
-                member = fallback_member_id(self.core.fallback_room, effect.request.to)
+                member = fallback_member_id(self._room, effect.request.to)
                 out.append(self._control(member, "signal", effect.request.payload))
             elif isinstance(effect.request, LeaveRoom):
                 out.append(ToFallback(Detach(type="detach")))

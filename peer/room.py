@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from peer.crypto import CryptoError, Entropy, fallback_member_id, fallback_room_id
+from peer.crypto import CryptoError, Entropy, fallback_member_id
 from peer.dialing import CONTROL, RECORD
 from peer.effects import (
     Disallow,
@@ -73,9 +73,14 @@ class RoomCore:
         self._password, self._candidates, self._entropy = password, candidates, entropy
         self.authoritative = authoritative
         self._fallback = fallback and self.settings.transport != "p2p"
-        self.fallback_room = fallback_room or fallback_room_id(password, room_code)
+        self.fallback_room: str | None = None
+        """Random, never derived from the secret (the server would test guesses against it):
+        the creator names it, members pass it on sealed with their candidates."""
         self._by_fallback_id: dict[str, str] = {}
         self.peers: dict[str, Peer] = {}
+        self._fallback_room_fixed = fallback_room is not None  # a hosted room's: its name's
+        if fallback_room is not None or authoritative:
+            self._name_fallback_room(fallback_room or entropy(32).hex())
         self._paths = Paths(
             me=me,
             room_code=room_code,
@@ -97,7 +102,9 @@ class RoomCore:
     def start(self, members: list[str], now: float) -> list[Effect]:
         """We are registered; `members` are the others the relay listed."""
         self.presence.start(now)
-        effects: list[Effect] = [self._attach()] if self._fallback else []
+        if self.fallback_room is None and all(nick == self.me for nick in members):
+            self._name_fallback_room(self._entropy(32).hex())  # alone: nobody named it
+        effects: list[Effect] = [self._attach()] if self._fallback and self.fallback_room else []
         for nick in members:
             if nick != self.me:
                 effects.extend(self._add_peer(nick, now))
@@ -151,7 +158,8 @@ class RoomCore:
                 return []
             return self._on_record(peer, "fallback", record, now)
         if isinstance(message, FallbackError) and message.code == "not_attached":
-            return [self._attach()]  # the server restarted: attach again; resends follow
+            # The server restarted: attach again; resends follow.
+            return [self._attach()] if self.fallback_room else []
         if isinstance(message, Attached):
             effects: list[Effect] = []
             for peer in self.peers.values():
@@ -271,8 +279,9 @@ class RoomCore:
             self.me, nick, self.room_code, self._password, self._candidates, entropy=self._entropy
         )
         peer = self.peers[nick] = Peer(nick, session, last_heard=now)
-        peer.fallback_id = fallback_member_id(self.fallback_room, nick)
-        self._by_fallback_id[peer.fallback_id] = nick
+        if self.fallback_room is not None:
+            peer.fallback_id = fallback_member_id(self.fallback_room, nick)
+            self._by_fallback_id[peer.fallback_id] = nick
         for text in self._backlog:
             peer.delivery.queue(text)
         return [Show({"event": "peer_joined", "nick": nick}), *self._signals(session.start())]
@@ -301,10 +310,30 @@ class RoomCore:
                 effects.extend(self._signals([result]))
             elif isinstance(result, Verified):
                 self.authoritative = True  # we share the secret with a member: it is the room's
+                effects.extend(self._adopt_fallback_room(result.candidates.fallback_room))
                 effects.extend(self._paths.on_verified(peer, result.candidates, now))
             elif isinstance(result, Mismatch):
                 effects.extend(self._on_mismatch(peer, now))
         return effects
+
+    def _name_fallback_room(self, room: str) -> None:
+        self.fallback_room = room
+        self._candidates = self._candidates.model_copy(update={"fallback_room": room})
+        self._by_fallback_id.clear()
+        for peer in self.peers.values():
+            peer.session.candidates = self._candidates  # for those not yet sent
+            peer.fallback_id = fallback_member_id(room, peer.nick)
+            self._by_fallback_id[peer.fallback_id] = peer.nick
+
+    def _adopt_fallback_room(self, offered: str | None) -> list[Effect]:
+        """A confirmed member told us the room's fallback id. Two members who each named one
+        (both joined an empty room at once) settle on the smaller, whoever hears first."""
+        if offered is None or self._fallback_room_fixed:
+            return []
+        if self.fallback_room is not None and self.fallback_room <= offered:
+            return []
+        self._name_fallback_room(offered)
+        return [self._attach()] if self._fallback else []
 
     def _signals(self, outs: list[Any]) -> list[Effect]:
         return [
@@ -404,12 +433,13 @@ class RoomCore:
     def _send(self, peer: Peer, message: Chat | Ack | Ping | Pong | Bye | Token) -> list[Effect]:
         if peer.link is not None:
             return [ToLink(peer.link, RECORD + peer.session.seal("link", message))]
-        if peer.on_fallback:
+        if peer.on_fallback and peer.fallback_id:
             payload = b64(peer.session.seal("fallback", message))
             return [ToFallback(Forward(type="send", to=peer.fallback_id, payload=payload))]
         return []
 
     def _attach(self) -> ToFallback:
+        assert self.fallback_room is not None  # callers check: the id is ours, not network input
         member = fallback_member_id(self.fallback_room, self.me)
         return ToFallback(Attach(type="attach", room=self.fallback_room, member=member))
 

@@ -121,7 +121,8 @@ class PairSession:
     ) -> None:
         self.me, self.them, self.room_code = me, them, room_code
         self.phase = Phase.KEYING
-        self._candidates = candidates
+        self.candidates = candidates
+        """Ours, sent sealed once the key is confirmed (the room may update them until then)."""
         self._pake = PakeExchange(password, room_code, entropy=entropy)
         self._keys: PairKeys | None = None
         self._early_confirmation: bytes | None = None
@@ -196,7 +197,7 @@ class PairSession:
 
     def _send_candidates(self) -> SignalOut:
         assert self._signal_out is not None  # only called once confirmed
-        record = self._signal_out.seal(encode(self._candidates))
+        record = self._signal_out.seal(encode(self.candidates))
         return SignalOut(self.them, encode_signal(SealedSignal(record=b64(record))))
 
     def _on_sealed(self, record: bytes) -> list[SessionEffect]:

@@ -13,13 +13,11 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from schemas.base import WireModel
-from schemas.fields import ReqId
+from schemas.fields import FallbackRoomId, ReqId
 
 MAX_FORWARD_PAYLOAD = 8192
 """Characters of base64 in one forwarded record (about 6 KiB of binary)."""
 
-RoomId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-"""sha256 hex of material only members have (see docs/protocol.md)."""
 MemberId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 Payload = Annotated[
     str,
@@ -48,7 +46,7 @@ class Attach(WireModel):
     """Join `room` as `member`; a second attach of the same member moves it to this connection."""
 
     type: Literal["attach"]
-    room: RoomId
+    room: FallbackRoomId
     member: MemberId
     req_id: ReqId | None = None
 

@@ -86,3 +86,7 @@ ServiceAddress = Annotated[
     str, StringConstraints(max_length=260, pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")
 ]
 """HOST:PORT of a service clients should use (the fallback server a relay advertises)."""
+
+FallbackRoomId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A room's id on the fallback server: 32 random bytes in hex, known only to its members
+(a hosted room's: sha256 of its name; see docs/protocol.md)."""

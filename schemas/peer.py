@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from schemas.base import WireModel
-from schemas.fields import Host, Nick, Port, RoomToken, Z85Key
+from schemas.fields import FallbackRoomId, Host, Nick, Port, RoomToken, Z85Key
 
 MAX_TEXT = 4000
 """Characters in one chat message."""
@@ -69,6 +69,9 @@ class Candidates(WireModel):
     port_preserving: bool = False
     """The mapping kept our local port; if not, the punch also tries the ports just above."""
     curve_key: Z85Key
+    fallback_room: FallbackRoomId | None = None
+    """The room's id on the fallback server: random, picked by whoever named it first (the
+    creator), passed on sealed, so the server cannot test guesses of the secret against it."""
 
 
 class Chat(WireModel):

@@ -427,3 +427,56 @@ def test_a_restarted_fallback_server_loses_nothing() -> None:
     mesh.say("alice", "after")
     assert messages(mesh, "bob") == [("alice", "before"), ("alice", "during"), ("alice", "after")]
     assert messages(mesh, "alice") == [("bob", "reply during")]
+
+
+def test_the_fallback_room_is_named_at_random_never_from_the_code_or_secret() -> None:
+    first, second = Mesh(), Mesh()
+    for mesh in (first, second):
+        mesh.add("alice", creator=True)
+        mesh.add("bob")
+    # Same code, same secret, same nicks: still two unrelated names on the server, so one
+    # seen there is no test of a guessed secret.
+    alice_room = first.cores["alice"].fallback_room
+    assert alice_room is not None and alice_room != second.cores["alice"].fallback_room
+    for mesh in (first, second):
+        room = mesh.cores["alice"].fallback_room
+        assert room is not None and mesh.cores["bob"].fallback_room == room
+        assert mesh.fallback is not None and list(mesh.fallback.rooms) == [room]
+        assert len(mesh.fallback.rooms[room]) == 2
+
+
+def test_a_joiner_attaches_to_the_fallback_only_after_key_confirmation() -> None:
+    joiner = RoomCore(
+        me="bob",
+        room_code=ROOM,
+        password=pake_password("amber-falcon"),
+        candidates=Candidates(lan=[], curve_key=KEYS["bob"]),
+        authoritative=False,
+        fallback=True,
+    )
+    effects = joiner.start(["alice"], 0.0)
+    assert joiner.fallback_room is None
+    assert not [effect for effect in effects if isinstance(effect, ToFallback)]
+
+
+def test_a_wrong_secret_never_learns_the_fallback_room() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("eve", secret="amber-walrus")
+    room = mesh.cores["alice"].fallback_room
+    assert mesh.cores["eve"].fallback_room is None
+    assert mesh.fallback is not None and list(mesh.fallback.rooms) == [room]
+    assert len(mesh.fallback.rooms[room or ""]) == 1
+
+
+def test_two_members_who_each_named_a_fallback_room_settle_on_one_and_chat() -> None:
+    mesh = Mesh()
+    mesh.blocked.add(frozenset(("alice", "bob")))  # only the fallback server joins them
+    mesh.add("alice", creator=True)
+    mesh.add("bob", creator=True)  # e.g. each found the room empty after a relay restart
+    rooms = {mesh.cores[nick].fallback_room for nick in ("alice", "bob")}
+    assert len(rooms) == 1 and None not in rooms
+    mesh.advance(4.0)
+    mesh.say("alice", "found you")
+    assert messages(mesh, "bob") == [("alice", "found you")]
+    assert mesh.fallback is not None and list(mesh.fallback.rooms) == list(rooms)
