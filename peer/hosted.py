@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
 from peer.crypto import PROTOCOL, fallback_member_id
 from peer.effects import Effect, ToFallback, ToRelay
 from peer.room import RoomCore
@@ -99,16 +101,21 @@ class HostedRoom:
             kind, value = control["kind"], control["value"]
         except (ValueError, KeyError, TypeError):
             return []
-        if kind == "nick" and isinstance(value, str) and member not in self._nicks:
-            if fallback_member_id(self._room, value) != member or value == self.me:
-                return []  # an id that does not belong to that nick: ignored
-            self._nicks[member] = value
-            joined = PeerJoined(code=HOSTED_ROOM_CODE, peer=PeerInfo(nick=value))
-            return self._translate(self.core.on_relay(joined, now))
-        nick = self._nicks.get(member)
-        if kind == "signal" and isinstance(value, str) and nick is not None:
-            signal = ReceivedSignal(code=HOSTED_ROOM_CODE, from_=nick, payload=value)
-            return self._translate(self.core.on_relay(signal, now))
+        if not isinstance(value, str):
+            return []
+        try:  # anyone who knows the room's name can send these: invalid ones are ignored
+            if kind == "nick" and member not in self._nicks:
+                if fallback_member_id(self._room, value) != member or value == self.me:
+                    return []  # an id that does not belong to that nick
+                joined = PeerJoined(code=HOSTED_ROOM_CODE, peer=PeerInfo(nick=value))
+                self._nicks[member] = value
+                return self._translate(self.core.on_relay(joined, now))
+            nick = self._nicks.get(member)
+            if kind == "signal" and nick is not None:
+                signal = ReceivedSignal(code=HOSTED_ROOM_CODE, from_=nick, payload=value)
+                return self._translate(self.core.on_relay(signal, now))
+        except ValidationError:
+            return []
         return []
 
     def _announce(self, member: str) -> ToFallback:

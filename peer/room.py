@@ -275,6 +275,8 @@ class RoomCore:
     # ------------------------------------------------------------------ members
 
     def _add_peer(self, nick: str, now: float) -> list[Effect]:
+        if self.presence.locked:  # we run no more key exchanges, whatever the relay says
+            return [Show({"event": "join_refused", "nick": nick, "reason": "room_locked"})]
         session = PairSession(
             self.me, nick, self.room_code, self._password, self._candidates, entropy=self._entropy
         )

@@ -144,6 +144,13 @@ class RichOutput:
             ),
         )
 
+    def _on_join_refused(self, event: dict[str, Any]) -> None:
+        self._line(
+            Text("refused ", style="yellow"),
+            self._nick(event["nick"]),
+            Text(": the room is locked, so no key exchange is run with anyone new", style="dim"),
+        )
+
     def _on_room_locked(self, event: dict[str, Any]) -> None:
         self._line(
             Text(

@@ -3,12 +3,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq
 
-from tests.helpers import LoopbackRecorder
+from tests.helpers import FallbackProcess, LoopbackRecorder, Member
 
 
 @pytest.fixture
@@ -27,3 +28,19 @@ def recorder() -> Iterator[LoopbackRecorder]:
     capture = LoopbackRecorder()
     yield capture
     capture.stop()
+
+
+@pytest.fixture
+def members() -> Iterator[list[Member]]:
+    """Members a test started: always stopped afterwards."""
+    started: list[Member] = []
+    yield started
+    for member in started:
+        member.stop()
+
+
+@pytest.fixture
+def fallback(tmp_path: Path) -> Iterator[FallbackProcess]:
+    server = FallbackProcess(tmp_path).start()
+    yield server
+    server.stop()

@@ -42,7 +42,7 @@ from schemas.relay import (
 
 ROOM = "pine-ocean-42"
 _FALLBACK_MESSAGES: TypeAdapter[FallbackMessage] = TypeAdapter(FallbackMessage)
-KEYS = {name: (name[0].upper() * 40) for name in ("alice", "bob", "carol", "eve")}
+KEYS = {name: (name[0].upper() * 40) for name in ("alice", "bob", "carol", "dave", "eve")}
 
 
 class Mesh:
@@ -285,12 +285,17 @@ def test_a_link_the_dialer_gave_up_on_is_never_used_by_the_listener() -> None:
     ]
 
 
-def test_a_wrong_secret_locks_after_three_attempts_and_is_reported() -> None:
-    mesh = Mesh()
-    mesh.add("alice", creator=True)
+def guess_three_times(mesh: Mesh) -> None:
+    """Three joiners with a wrong secret, each gone after its failure."""
     for nick in ("eve", "bob", "carol"):
         mesh.add(nick, secret="wrong-words")
         mesh.cores.pop(nick)
+
+
+def test_a_wrong_secret_locks_after_three_attempts_and_is_reported() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    guess_three_times(mesh)
     attempts = [e["attempt"] for e in mesh.events("alice", "wrong_secret")]
     assert attempts == [1, 2, 3]
     assert [
@@ -299,6 +304,19 @@ def test_a_wrong_secret_locks_after_three_attempts_and_is_reported() -> None:
         if o == "alice" and type(r).__name__ == "LockRoom"
     ] == ["LockRoom"]
     assert mesh.events("alice", "room_locked")
+
+
+def test_a_locked_room_runs_no_key_exchange_even_if_the_relay_announces_joiners() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    guess_three_times(mesh)
+    signals_before = len(mesh.relay_log)
+    mesh.add("dave", secret="another-guess")  # a relay ignoring the lock lets one more in
+    assert mesh.events("alice", "join_refused") == [
+        {"event": "join_refused", "nick": "dave", "reason": "room_locked"}
+    ]
+    assert not [r for o, r in mesh.relay_log[signals_before:] if o == "alice"]
+    assert "dave" not in mesh.cores["alice"].peers
 
 
 def test_candidates_are_dialed_lan_then_reported_then_observed_without_repeats() -> None:
