@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from spake2 import SPAKE2_Symmetric
+from spake2.ed25519_basic import NotOnCurve
 from spake2.spake2 import SPAKEError
 
 PROTOCOL = b"sandpiper/v1"
@@ -84,7 +85,9 @@ class PakeExchange:
             raise CryptoError("our own PAKE message came back (reflection)")
         try:
             key: bytes = self._spake.finish(inbound)
-        except (SPAKEError, AssertionError, ValueError) as exc:  # the library asserts on points
+        # The library asserts on some bad points and raises a bare Exception subclass for
+        # points off the curve (found by tests/fuzz: it crashed members).
+        except (SPAKEError, NotOnCurve, AssertionError, ValueError) as exc:
             raise CryptoError("invalid PAKE message") from exc
         return key
 

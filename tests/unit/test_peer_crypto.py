@@ -141,3 +141,9 @@ def test_keys_never_show_in_repr() -> None:
 VECTOR_LINK_A_TO_B = "eb348e8e19c04217"
 VECTOR_CONFIRM_A = "2b600435bf73f170"
 VECTOR_FIRST_RECORD = "010000000000000000cad759ded7a80d67b87107da5b45ca0c0df89ab6df"
+
+
+def test_a_pake_message_off_the_curve_is_a_crypto_error_not_a_crash() -> None:
+    exchange = PakeExchange(pake_password("amber-falcon"), "pine-ocean-42")
+    with pytest.raises(CryptoError):
+        exchange.finish(b"S" + (2).to_bytes(32, "little"))
