@@ -104,7 +104,7 @@ class RoomCore:
         self.presence.start(now)
         if self.fallback_room is None and all(nick == self.me for nick in members):
             self._name_fallback_room(self._entropy(32).hex())  # alone: nobody named it
-        effects: list[Effect] = [self._attach()] if self._fallback and self.fallback_room else []
+        effects: list[Effect] = self._attach()
         for nick in members:
             if nick != self.me:
                 effects.extend(self._add_peer(nick, now))
@@ -158,8 +158,7 @@ class RoomCore:
                 return []
             return self._on_record(peer, "fallback", record, now)
         if isinstance(message, FallbackError) and message.code == "not_attached":
-            # The server restarted: attach again; resends follow.
-            return [self._attach()] if self.fallback_room else []
+            return self._attach()  # the server restarted: attach again; resends follow
         if isinstance(message, Attached):
             effects: list[Effect] = []
             for peer in self.peers.values():
@@ -335,7 +334,7 @@ class RoomCore:
         if self.fallback_room is not None and self.fallback_room <= offered:
             return []
         self._name_fallback_room(offered)
-        return [self._attach()] if self._fallback else []
+        return self._attach()
 
     def _signals(self, outs: list[Any]) -> list[Effect]:
         return [
@@ -440,10 +439,12 @@ class RoomCore:
             return [ToFallback(Forward(type="send", to=peer.fallback_id, payload=payload))]
         return []
 
-    def _attach(self) -> ToFallback:
-        assert self.fallback_room is not None  # callers check: the id is ours, not network input
+    def _attach(self) -> list[Effect]:
+        """Attach to the fallback server, if we use one and know the room's name there."""
+        if not self._fallback or self.fallback_room is None:
+            return []
         member = fallback_member_id(self.fallback_room, self.me)
-        return ToFallback(Attach(type="attach", room=self.fallback_room, member=member))
+        return [ToFallback(Attach(type="attach", room=self.fallback_room, member=member))]
 
     def _pending(self) -> bool:
         return bool(self._backlog) or any(p.delivery.unacked for p in self.peers.values())

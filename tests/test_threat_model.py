@@ -64,34 +64,23 @@ class RecordingMesh(Mesh):
 
 
 def _values(frame: bytes) -> set[str]:
-    """Every value an observer can pull out of a frame: JSON leaves, and what base64 text
-    inside them decodes to (JSON again, recursively, or raw bytes as hex)."""
-    found: set[str] = set()
+    """Every value an observer can pull out of a frame: JSON keys and leaves, and what base64
+    text inside them decodes to (JSON again, recursively, or raw bytes as hex)."""
     try:
-        _walk(json.loads(frame), found)
+        message = json.loads(frame)
     except ValueError:
-        found.add(frame.hex())
+        return {frame.hex()}
+    found: set[str] = set()
+    for leaf in _leaves(message):
+        found.add(leaf if isinstance(leaf, str) else repr(leaf))
+        if isinstance(leaf, str):
+            try:
+                raw = base64.urlsafe_b64decode(leaf.encode())
+            except (binascii.Error, ValueError):
+                continue
+            if len(raw) >= 8:
+                found |= _values(raw)
     return found
-
-
-def _walk(value: Any, found: set[str]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.add(f"key:{key}")
-            _walk(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _walk(item, found)
-    elif isinstance(value, str):
-        found.add(value)
-        try:
-            raw = base64.urlsafe_b64decode(value.encode())
-        except (binascii.Error, ValueError):
-            return
-        if len(raw) >= 8:
-            found |= _values(raw)
-    else:
-        found.add(repr(value))
 
 
 def _chat_capture(secret: str) -> set[str]:
