@@ -1,16 +1,29 @@
-"""`python -m bench` (or `make bench`): every benchmark, one after the other."""
+"""`python -m bench` (or `make bench`): every benchmark, one after the other, each printing its
+own details; then one table of the headline figures beside their same-run baselines."""
 
 import sys
 
-from bench import fallback_bench, netlab_bench, peer_bench, relay_bench, restart_bench
+from bench import (
+    fallback_bench,
+    netlab_bench,
+    peer_bench,
+    relay_bench,
+    restart_bench,
+    summary,
+    wormhole_bench,
+)
 
-status = relay_bench.main([])
-print()
-status |= peer_bench.main([])
-print()
-status |= fallback_bench.main([])
-print()
-status |= restart_bench.main([])
-print()
-status |= netlab_bench.main([])
+status = 0
+for bench in (
+    relay_bench,
+    peer_bench,
+    fallback_bench,
+    wormhole_bench,
+    restart_bench,
+    netlab_bench,
+):
+    status |= bench.main([])
+    print(flush=True)
+print("Summary: Sandpiper beside its baselines, measured in this run")
+print(summary.table())
 sys.exit(status)

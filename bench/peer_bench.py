@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.relay_bench import start_relay
+from bench.summary import record
 
 SANDPIPER = [str(Path(sys.executable).with_name("sandpiper"))]
 
@@ -212,6 +213,22 @@ def main(argv: list[str] | None = None) -> int:
         f"     ratio: p50 {percentile(our_lat, 0.5) / percentile(bare_lat, 0.5):.2f} "
         f"(target <= 1.5), p99 {percentile(our_lat, 0.99) / percentile(bare_lat, 0.99):.2f}, "
         f"msg/s {our_rate / bare_rate:.2f}"
+    )
+    bare_pipe = "bare pyzmq DEALER->ROUTER pipe"
+    for name, fraction in (("p50", 0.5), ("p99", 0.99)):
+        ours_us, bare_us = percentile(our_lat, fraction), percentile(bare_lat, fraction)
+        target = "<= 1.5" if name == "p50" else ""
+        record(
+            "peer", f"one-way latency {name}", ours_us, (bare_pipe, bare_us), "µs", target=target
+        )
+    record("peer", "burst rate", our_rate, (bare_pipe, bare_rate), "msg/s")
+    record(
+        "peer",
+        "join -> first message",
+        statistics.median(joins),
+        ("", None),
+        "s",
+        target="<= 0.5 s",
     )
     return 0
 

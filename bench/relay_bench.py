@@ -25,6 +25,8 @@ from typing import Any
 import psutil
 import zmq
 
+from bench.summary import record
+
 LISTENING = re.compile(r"relay listening on (tcp://\S+), room events on (tcp://\S+)")
 CLIENT_COUNTS = (1, 4, 16)
 ROOMS_FOR_RSS = 10_000
@@ -230,7 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per setting")
     args = parser.parse_args(argv)
-    print(report(run(args.duration, args.rounds)))
+    figures = run(args.duration, args.rounds)
+    print(report(figures))
+    for row in figures["rows"]:
+        echo, relay, clients = row["echo"], row["relay"], row["clients"]
+        bare = "bare pyzmq ROUTER echo"
+        record("relay", f"lookup p50, {clients} clients", relay.p50_us, (bare, echo.p50_us), "µs")
+        record(
+            "relay",
+            f"lookups/s, {clients} clients",
+            relay.per_second,
+            (bare, echo.per_second),
+            "/s",
+            target=">= 0.7",
+        )
     return 0
 
 

@@ -32,6 +32,8 @@ log = logging.getLogger("sandpiper.relay")
 _MAX_WAIT = 1.0  # seconds; the loop also checks `should_stop` at least this often
 _ZMTP_HEARTBEAT_MS = 5_000
 _ZMTP_TIMEOUT_MS = 15_000
+HANDSHAKE_MS = 5_000
+"""A connection that has not finished the ZMTP greeting by then is closed."""
 _MONITOR_DOMAIN = "sandpiper-monitors"
 _MAX_REMEMBERED_ORIGINS = 16_384  # connection -> observed address; re-read when forgotten
 
@@ -133,6 +135,7 @@ class RelayServer:
         router.setsockopt(zmq.MAXMSGSIZE, settings.max_message_bytes)
         router.setsockopt(zmq.SNDHWM, settings.send_hwm)
         router.setsockopt(zmq.RCVHWM, settings.send_hwm)
+        router.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)  # a stalled greeting is dropped
         router.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_HEARTBEAT_MS)
         router.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_TIMEOUT_MS)
         router.setsockopt(zmq.TCP_KEEPALIVE, 1)

@@ -36,6 +36,7 @@ class FallbackServer:
         router.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)
         router.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
         router.setsockopt(zmq.RCVHWM, self.settings.send_hwm)
+        router.setsockopt(zmq.HANDSHAKE_IVL, 5_000)  # a stalled greeting is dropped
         router.setsockopt(zmq.HEARTBEAT_IVL, 5_000)
         router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15_000)
         host = f"[{self.settings.host}]" if ipv6 else self.settings.host

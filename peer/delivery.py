@@ -30,6 +30,11 @@ class Delivery:
             progressed = True
         return progressed
 
+    @property
+    def shown(self) -> int:
+        """How many of the other side's messages were delivered (numbers 0 to shown - 1)."""
+        return self._next_in
+
     def receive(self, number: int, text: str) -> tuple[str | None, int]:
         """(text to show, or None for a duplicate or a gap; the cumulative ack to send)."""
         if number == self._next_in:

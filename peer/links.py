@@ -94,6 +94,7 @@ class Listener:
         self.router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.router.setsockopt(zmq.HANDSHAKE_IVL, 5_000)  # a stalled CurveZMQ greeting goes
         bind_host = "*" if host in ("0.0.0.0", "") else host
         self.router.bind(f"tcp://{bind_host}:{port or '*'}")
         self.port = int(self.router.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])

@@ -25,6 +25,10 @@ class PeerSettings:
     fallback_timeout: float = 15.0
     """Seconds of silence through the fallback server after which a member is reported gone."""
     retransmit_interval: float = 2.0
+    handshake_timeout: float = 10.0
+    """Seconds a key exchange may take before it is started (or asked for) again."""
+    rekey_interval: float = 2.0
+    """The least time between two key exchanges this side starts with one member."""
     relay_heartbeat: float = 5.0
     redial_interval: float = 10.0
     eof_grace: float = 60.0
@@ -46,6 +50,10 @@ class PeerSettings:
 class Peer:
     nick: str
     session: PairSession
+    keyed_at: float = 0.0
+    """When the newest key exchange with this member began."""
+    pending: PairSession | None = None
+    """A new key exchange the member started while the current session still works."""
     fallback_id: str = ""
     delivery: Delivery = field(default_factory=Delivery)
     candidates: list[tuple[PathName, Endpoint]] = field(default_factory=list)
@@ -77,6 +85,8 @@ class Peer:
     """When the relay-coordinated hole punch starts."""
     punch_until: float | None = None
     punch_attempts: set[int] = field(default_factory=set)
+    returning: bool = False
+    """Keyed with again after it went silent: its leaving was already shown."""
     gone: bool = False
     """Dropped from the room (a stale reference must not act)."""
 

@@ -19,7 +19,7 @@ from schemas.relay import CoordinateConnection, RequestCoordination
 
 Reached = Callable[[Peer, float], list[Effect]]
 """What the room does when a member becomes reachable (or changes path): resend."""
-Drop = Callable[[str, str], list[Effect]]
+Drop = Callable[[str, str, float], list[Effect]]
 
 
 class Paths:
@@ -101,7 +101,7 @@ class Paths:
             if peer.gone:
                 return effects
         if peer.on_fallback and now - peer.last_heard > self.settings.fallback_timeout:
-            return [*effects, *self._drop(peer.nick, "timeout")]
+            return [*effects, *self._drop(peer.nick, "timeout", now)]
         if peer.fallback_at is not None and now >= peer.fallback_at and peer.link is None:
             peer.fallback_at = None
             if self.fallback:
@@ -155,7 +155,7 @@ class Paths:
         peer.link = None
         effects = self.dialer.hang_up_all(peer)
         if not self.fallback:
-            return [*effects, *self._drop(peer.nick, "timeout")]
+            return [*effects, *self._drop(peer.nick, "timeout", now)]
         return [*effects, *self.use_fallback(peer, now)]
 
     def _announce(self, peer: Peer, path: PathName) -> Show:

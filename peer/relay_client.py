@@ -19,6 +19,9 @@ from schemas.codec import WireError, decode_message, decode_with, encode
 from schemas.fallback import FallbackMessage
 from schemas.relay import Error, RelayMessage
 
+MAX_SERVER_FRAME = 65_536
+"""The largest frame taken from a relay or fallback server (theirs are a few KiB at most)."""
+
 _FALLBACK_MESSAGES: TypeAdapter[FallbackMessage] = TypeAdapter(FallbackMessage)
 
 
@@ -56,6 +59,7 @@ class RelayConnection:
         self.local_port = source_port
         self.socket: zmq.Socket[Any] = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 500)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_SERVER_FRAME)
         self.socket.setsockopt(zmq.RECONNECT_IVL, 200)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         if source_port is not None and not endpoint.startswith("tcp://["):
@@ -127,6 +131,7 @@ class FallbackConnection:
         self.endpoint = endpoint
         self.socket: zmq.Socket[Any] = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 1000)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_SERVER_FRAME)
         self.socket.setsockopt(zmq.RECONNECT_IVL, 200)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self.socket.connect(endpoint)

@@ -11,25 +11,29 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from peer.crypto import CryptoError, Entropy, fallback_member_id
+from peer.crypto import CryptoError, Entropy
 from peer.dialing import CONTROL, RECORD
-from peer.effects import (
-    Disallow,
-    Effect,
-    Link,
-    OutLink,
-    Quit,
-    Show,
-    ToFallback,
-    ToLink,
-    ToRelay,
-)
+from peer.effects import Disallow, Effect, Link, OutLink, Quit, Show, ToFallback, ToRelay
+from peer.fallback_room import FallbackRoom
+from peer.keying import Keying
 from peer.members import Peer, PeerSettings, describe
 from peer.paths import Paths
 from peer.presence import REJOIN, Presence
-from peer.session import Mismatch, PairSession, SignalOut, Verified, b64, unb64
-from schemas.fallback import Attach, Attached, Deliver, FallbackError, FallbackHeartbeat, Forward
-from schemas.peer import MAX_TEXT, Ack, Bye, Candidates, Chat, Ping, Pong, Token
+from peer.records import resend, send
+from peer.session import Mismatch, SignalOut, Verified, decode_signal, unb64
+from schemas.fallback import Attached, Deliver, FallbackError, FallbackHeartbeat
+from schemas.peer import (
+    MAX_TEXT,
+    Ack,
+    Bye,
+    Candidates,
+    Chat,
+    KeyRequest,
+    PakeMessage,
+    Ping,
+    Pong,
+    Token,
+)
 from schemas.relay import (
     CoordinateConnection,
     Error,
@@ -44,6 +48,8 @@ from schemas.relay import (
     SendSignal,
 )
 
+MAX_PEERS = 64
+"""Members one core keys with at most, whatever a relay announces (relays allow 32)."""
 HELP = "/peers  members, paths and round trips   /quit  leave   /help  this text"
 Channel = Literal["link", "fallback"]
 
@@ -70,17 +76,20 @@ class RoomCore:
         `room_token`: the relay's token for re-claiming the room (the creator gets it)."""
         self.me, self.room_code = me, room_code
         self.settings = settings or PeerSettings()
-        self._password, self._candidates, self._entropy = password, candidates, entropy
-        self.authoritative = authoritative
+        self._keying = Keying(
+            me=me,
+            room_code=room_code,
+            password=password,
+            candidates=candidates,
+            settings=self.settings,
+            entropy=entropy,
+        )
+        self.authoritative, self._entropy = authoritative, entropy
         self._fallback = fallback and self.settings.transport != "p2p"
-        self.fallback_room: str | None = None
-        """Random, never derived from the secret (the server would test guesses against it):
-        the creator names it, members pass it on sealed with their candidates."""
-        self._by_fallback_id: dict[str, str] = {}
         self.peers: dict[str, Peer] = {}
-        self._fallback_room_fixed = fallback_room is not None  # a hosted room's: its name's
-        if fallback_room is not None or authoritative:
-            self._name_fallback_room(fallback_room or entropy(32).hex())
+        self._room = FallbackRoom(me, self._fallback, self._keying, self.peers)
+        if fallback_room is not None or authoritative:  # a hosted room's name is fixed
+            self._room.name(fallback_room or entropy(32).hex(), fixed=fallback_room is not None)
         self._paths = Paths(
             me=me,
             room_code=room_code,
@@ -92,8 +101,7 @@ class RoomCore:
             drop=self._drop_peer,
         )
         self._backlog: list[str] = []
-        self._failures = 0
-        self._done = False
+        self._failures, self._done = 0, False
         self.presence = Presence(me, room_code, self.settings.relay_heartbeat, room_token)
         self._eof_deadline: float | None = None
 
@@ -103,8 +111,8 @@ class RoomCore:
         """We are registered; `members` are the others the relay listed."""
         self.presence.start(now)
         if self.fallback_room is None and all(nick == self.me for nick in members):
-            self._name_fallback_room(self._entropy(32).hex())  # alone: nobody named it
-        effects: list[Effect] = self._attach()
+            self._room.name(self._entropy(32).hex())  # alone: nobody named it
+        effects: list[Effect] = self._room.attach()
         for nick in members:
             if nick != self.me:
                 effects.extend(self._add_peer(nick, now))
@@ -123,7 +131,13 @@ class RoomCore:
     def _on_relay(self, message: RelayMessage, now: float) -> list[Effect]:
         if isinstance(message, PeerJoined):
             nick = message.peer.nick
-            return [] if nick == self.me or nick in self.peers else self._add_peer(nick, now)
+            if nick == self.me:
+                return []
+            peer = self.peers.get(nick)
+            if peer is None:
+                return self._add_peer(nick, now)
+            # Registered again while we cannot reach it: it lost us; key a new session.
+            return [] if peer.reachable else self._signals(self._keying.rekey(peer, now))
         if isinstance(message, PeerLeft):
             peer = self.peers.get(message.nick)
             if peer is not None and peer.reachable and message.reason == "left":
@@ -148,7 +162,7 @@ class RoomCore:
     def on_fallback(self, message: Any, now: float) -> list[Effect]:
         """A message from the fallback server."""
         if isinstance(message, Deliver):
-            nick = self._by_fallback_id.get(message.from_)
+            nick = self._room.nick(message.from_)
             peer = self.peers.get(nick or "")
             if peer is None:
                 return []
@@ -158,7 +172,7 @@ class RoomCore:
                 return []
             return self._on_record(peer, "fallback", record, now)
         if isinstance(message, FallbackError) and message.code == "not_attached":
-            return self._attach()  # the server restarted: attach again; resends follow
+            return self._room.attach()  # the server restarted: attach again; resends follow
         if isinstance(message, Attached):
             effects: list[Effect] = []
             for peer in self.peers.values():
@@ -194,12 +208,8 @@ class RoomCore:
                 return [Show({"event": "peers", "peers": self.describe_peers()})]
         elif not text or text.isspace():
             return []
-        if len(text) <= MAX_TEXT:
-            return self._say(text, now)
-        effects: list[Effect] = []
-        for start in range(0, len(text), MAX_TEXT):
-            effects.extend(self._say(text[start : start + MAX_TEXT], now))
-        return effects
+        pieces = [text[start : start + MAX_TEXT] for start in range(0, len(text), MAX_TEXT)]
+        return [effect for piece in pieces for effect in self._say(piece, now)]
 
     def on_end_of_input(self, now: float) -> list[Effect]:
         if not self._pending():
@@ -213,7 +223,7 @@ class RoomCore:
         self._done = True
         effects: list[Effect] = []
         for peer in self.peers.values():
-            effects.extend(self._send(peer, Bye()))
+            effects.extend(send(peer, Bye()))
         return [*effects, ToRelay(LeaveRoom(type="leave_room", code=self.room_code)), Quit(code)]
 
     def tick(self, now: float) -> list[Effect]:
@@ -245,9 +255,14 @@ class RoomCore:
                 # because the peers then sit idle longer between messages).
                 return 0.0
             deadlines += [peer.leaving_at, peer.retransmit_at, *self._paths.deadlines(peer)]
+            deadlines.append(self._keying.stalled_at(peer))
             if peer.reachable:
                 deadlines.append(peer.next_ping)
         return min((d for d in deadlines if d is not None), default=None)
+
+    @property
+    def fallback_room(self) -> str | None:
+        return self._room.room
 
     def describe_peers(self) -> list[dict[str, Any]]:
         return [describe(peer) for peer in self.peers.values()]
@@ -259,82 +274,91 @@ class RoomCore:
             return self._drop_peer(peer.nick, "left")
         effects: list[Effect] = []
         if peer.ack_due is not None:
-            effects.extend(self._send(peer, Ack(n=peer.ack_due)))
+            effects.extend(send(peer, Ack(n=peer.ack_due)))
             peer.ack_due = None
         effects.extend(self._paths.tick(peer, now))
         if peer.gone:
             return effects
+        stalled = self._keying.stalled_at(peer)
+        if stalled is not None and now >= stalled:
+            effects.extend(self._signals(self._keying.rekey(peer, now)))  # stalled: again
         if peer.reachable and now >= peer.next_ping:
             peer.next_ping = now + self.settings.ping_interval
-            effects.extend(self._send(peer, Ping(stamp=int(now * 1e6))))
+            effects.extend(send(peer, Ping(stamp=int(now * 1e6))))
         if peer.retransmit_at is not None and now >= peer.retransmit_at:
             effects.extend(self._resend(peer, now))
         return effects
 
     # ------------------------------------------------------------------ members
 
-    def _add_peer(self, nick: str, now: float) -> list[Effect]:
+    def _add_peer(self, nick: str, now: float, *, quiet: bool = False) -> list[Effect]:
         if self.presence.locked:  # we run no more key exchanges, whatever the relay says
             return [Show({"event": "join_refused", "nick": nick, "reason": "room_locked"})]
-        session = PairSession(
-            self.me, nick, self.room_code, self._password, self._candidates, entropy=self._entropy
-        )
-        peer = self.peers[nick] = Peer(nick, session, last_heard=now)
-        if self.fallback_room is not None:
-            peer.fallback_id = fallback_member_id(self.fallback_room, nick)
-            self._by_fallback_id[peer.fallback_id] = nick
+        if len(self.peers) >= MAX_PEERS:
+            return []
+        session = self._keying.session(nick)
+        peer = self.peers[nick] = Peer(nick, session, last_heard=now, keyed_at=now)
+        peer.returning = quiet
+        self._room.add(peer)
         for text in self._backlog:
             peer.delivery.queue(text)
-        return [Show({"event": "peer_joined", "nick": nick}), *self._signals(session.start())]
+        shown = [] if quiet else [Show({"event": "peer_joined", "nick": nick})]
+        return [*shown, *self._signals(session.start())]
 
-    def _drop_peer(self, nick: str, reason: str) -> list[Effect]:
+    def _drop_peer(self, nick: str, reason: str, now: float | None = None) -> list[Effect]:
+        """`now` for a member given up on: it may come back, so it is keyed with again."""
         peer = self.peers.pop(nick, None)
         if peer is None:
             return []
         peer.gone = True
-        self._by_fallback_id.pop(peer.fallback_id, None)
+        self._room.remove(peer)
+        self._keying.give_up(peer, reason)
         effects: list[Effect] = [Disallow(nick), *self._paths.dialer.hang_up_all(peer)]
-        effects.append(Show({"event": "peer_left", "nick": nick, "reason": reason}))
+        if not peer.returning or peer.session.confirmed:
+            effects.append(Show({"event": "peer_left", "nick": nick, "reason": reason}))
+        if now is not None:
+            effects.extend(self._add_peer(nick, now, quiet=True))
         return effects
 
     def _on_signal(self, nick: str, payload: str, now: float) -> list[Effect]:
-        peer = self.peers.get(nick)
-        if peer is None:
-            return []
         try:
-            results = peer.session.on_signal(payload)
+            body = decode_signal(payload)
         except CryptoError:
             return []
         effects: list[Effect] = []
+        peer = self.peers.get(nick)
+        if peer is None and (self.presence.locked or nick == self.me):
+            return []  # locked: the relay was told, so was our user, once; never ourselves
+        if peer is None:
+            # It keys with us: a member we gave up on, or whose join we have not heard of.
+            asked = isinstance(body, KeyRequest) and self.me < nick
+            effects = self._add_peer(nick, now) if asked or isinstance(body, PakeMessage) else []
+            peer = self.peers.get(nick)
+            if peer is None:
+                return effects
+        if isinstance(body, KeyRequest):
+            return [*effects, *self._signals(self._keying.rekey(peer, now))]
+        session = self._keying.route(peer, body, now)
+        try:
+            results = [] if session is None else session.on_body(body)
+        except CryptoError:
+            return effects
         for result in results:
             if isinstance(result, SignalOut):
                 effects.extend(self._signals([result]))
             elif isinstance(result, Verified):
                 self.authoritative = True  # we share the secret with a member: it is the room's
-                effects.extend(self._adopt_fallback_room(result.candidates.fallback_room))
+                if session is peer.pending:  # it replaces a working session: its paths go
+                    effects.extend(self._paths.dialer.hang_up_all(peer))
+                self._keying.carry_over(peer, result.candidates, session is peer.pending)
+                effects.extend(self._room.adopt(result.candidates.fallback_room))
                 effects.extend(self._paths.on_verified(peer, result.candidates, now))
+            elif isinstance(result, Mismatch) and session is peer.pending:
+                peer.pending = None  # the session we have goes on
+                effects.extend(self._count_failure(peer.nick))
             elif isinstance(result, Mismatch):
                 effects.extend(self._on_mismatch(peer, now))
         return effects
-
-    def _name_fallback_room(self, room: str) -> None:
-        self.fallback_room = room
-        self._candidates = self._candidates.model_copy(update={"fallback_room": room})
-        self._by_fallback_id.clear()
-        for peer in self.peers.values():
-            peer.session.candidates = self._candidates  # for those not yet sent
-            peer.fallback_id = fallback_member_id(room, peer.nick)
-            self._by_fallback_id[peer.fallback_id] = peer.nick
-
-    def _adopt_fallback_room(self, offered: str | None) -> list[Effect]:
-        """A confirmed member told us the room's fallback id. Two members who each named one
-        (both joined an empty room at once) settle on the smaller, whoever hears first."""
-        if offered is None or self._fallback_room_fixed:
-            return []
-        if self.fallback_room is not None and self.fallback_room <= offered:
-            return []
-        self._name_fallback_room(offered)
-        return self._attach()
 
     def _signals(self, outs: list[Any]) -> list[Effect]:
         return [
@@ -351,19 +375,15 @@ class RoomCore:
                 Show({"event": "error", "message": message, "reason": "wrong_secret"}),
                 *self.leave(now, 1),
             ]
+        return [*self._drop_peer(peer.nick, "wrong_secret")[:-1], *self._count_failure(peer.nick)]
+
+    def _count_failure(self, nick: str) -> list[Effect]:
         self._failures += 1
+        limit = self.settings.max_failures
         effects: list[Effect] = [
-            *self._drop_peer(peer.nick, "wrong_secret")[:-1],
-            Show(
-                {
-                    "event": "wrong_secret",
-                    "nick": peer.nick,
-                    "attempt": self._failures,
-                    "limit": self.settings.max_failures,
-                }
-            ),
+            Show({"event": "wrong_secret", "nick": nick, "attempt": self._failures, "limit": limit})
         ]
-        if self._failures >= self.settings.max_failures and not self.presence.locked:
+        if self._failures >= limit and not self.presence.locked:
             self.presence.locked = True
             effects.append(ToRelay(LockRoom(type="lock_room", code=self.room_code)))
             effects.append(Show({"event": "room_locked", "code": self.room_code}))
@@ -374,7 +394,7 @@ class RoomCore:
         the room token, so that it too can take the room back after a relay restart."""
         self._backlog.clear()
         token = self.presence.token
-        shared = [] if token is None else self._send(peer, Token(token=token))
+        shared = [] if token is None else send(peer, Token(token=token))
         return [*shared, *self._resend(peer, now)]
 
     # ------------------------------------------------------------------ records
@@ -386,6 +406,8 @@ class RoomCore:
             return []  # forged, replayed or reordered: dropped, never shown
         peer.last_heard = now
         if isinstance(message, Chat):
+            if peer.pending is not None:
+                return []  # a new session is being keyed: it will bring this again (`_begin`)
             text, peer.ack_due = peer.delivery.receive(message.n, message.text)
             # The ack goes on the next tick: after the message is shown, shared by a burst.
             if text is None:
@@ -398,7 +420,7 @@ class RoomCore:
                 )
             return []
         if isinstance(message, Ping):
-            return self._send(peer, Pong(stamp=message.stamp))
+            return send(peer, Pong(stamp=message.stamp))
         if isinstance(message, Pong):
             peer.rtt = max(0.0, now - message.stamp / 1e6)
             return []
@@ -416,35 +438,13 @@ class RoomCore:
         for peer in self.peers.values():
             number = peer.delivery.queue(text)
             if peer.reachable:
-                effects.extend(self._send(peer, Chat(n=number, text=text)))
+                effects.extend(send(peer, Chat(n=number, text=text)))
                 if peer.retransmit_at is None:
                     peer.retransmit_at = now + self.settings.retransmit_interval
         return effects
 
     def _resend(self, peer: Peer, now: float) -> list[Effect]:
-        if not peer.reachable or not peer.delivery.unacked:
-            peer.retransmit_at = None
-            return []
-        peer.retransmit_at = now + self.settings.retransmit_interval
-        effects: list[Effect] = []
-        for number, text in peer.delivery.unacked.items():
-            effects.extend(self._send(peer, Chat(n=number, text=text)))
-        return effects
-
-    def _send(self, peer: Peer, message: Chat | Ack | Ping | Pong | Bye | Token) -> list[Effect]:
-        if peer.link is not None:
-            return [ToLink(peer.link, RECORD + peer.session.seal("link", message))]
-        if peer.on_fallback and peer.fallback_id:
-            payload = b64(peer.session.seal("fallback", message))
-            return [ToFallback(Forward(type="send", to=peer.fallback_id, payload=payload))]
-        return []
-
-    def _attach(self) -> list[Effect]:
-        """Attach to the fallback server, if we use one and know the room's name there."""
-        if not self._fallback or self.fallback_room is None:
-            return []
-        member = fallback_member_id(self.fallback_room, self.me)
-        return [ToFallback(Attach(type="attach", room=self.fallback_room, member=member))]
+        return resend(peer, now, self.settings.retransmit_interval)
 
     def _pending(self) -> bool:
         return bool(self._backlog) or any(p.delivery.unacked for p in self.peers.values())

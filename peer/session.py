@@ -1,7 +1,13 @@
 """One pair of members: PAKE, key confirmation, sealed candidates, and sealed record streams.
 
-Pure. A session starts keyed by nothing; `send_record` is impossible (raises) until the other
-side has proven the same secret, so no plaintext can leave before a key is confirmed.
+Pure. A session starts keyed by nothing; `seal` is impossible (raises) until the other side
+has proven the same secret, so no plaintext can leave before a key is confirmed.
+
+SPAKE2 keys once per exchange, so each exchange has one starter: the lower nick names it (a
+random `sid`) and sends the first PAKE message; the other side answers with its own PAKE
+message and its key confirmation, all under that sid. The answering side can ask for an
+exchange (`KeyRequest`) but never starts one, so two sides that each lost the other cannot
+start crossing exchanges forever; the room core routes each signal to its exchange by sid.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from schemas.codec import encode
 from schemas.peer import (
     Candidates,
     KeyConfirmation,
+    KeyRequest,
     PakeMessage,
     PeerMessage,
     SealedSignal,
@@ -88,7 +95,7 @@ def unb64(text: str) -> bytes:
         raise CryptoError("bad base64") from exc
 
 
-def encode_signal(body: PakeMessage | KeyConfirmation | SealedSignal) -> str:
+def encode_signal(body: SignalBody) -> str:
     return b64(encode(body))
 
 
@@ -117,9 +124,14 @@ class PairSession:
         password: bytes,
         candidates: Candidates,
         *,
+        sid: str | None = None,
         entropy: Entropy = os.urandom,
     ) -> None:
+        """`sid`: the exchange to answer (from the starter's PAKE message); the starting side
+        names a new one, the answering side without one waits for the starter's."""
         self.me, self.them, self.room_code = me, them, room_code
+        self.starts = me < them
+        self.sid = sid if sid is not None or not self.starts else entropy(8).hex()
         self.phase = Phase.KEYING
         self.candidates = candidates
         """Ours, sent sealed once the key is confirmed (the room may update them until then)."""
@@ -138,15 +150,46 @@ class PairSession:
     def confirmed(self) -> bool:
         return self.phase is Phase.CONFIRMED
 
+    @property
+    def keyed(self) -> bool:
+        """A PAKE message was taken: this exchange can take no other."""
+        return self._keys is not None
+
     def start(self) -> list[SessionEffect]:
-        return [SignalOut(self.them, encode_signal(PakeMessage(msg=b64(self._pake.outbound))))]
+        """The starter's PAKE message; the answering side asks for one, unless it was made
+        to answer a given exchange."""
+        if self.starts:
+            return [self._pake_message()]
+        return [] if self.sid is not None else [SignalOut(self.them, encode_signal(KeyRequest()))]
+
+    def _pake_message(self) -> SignalOut:
+        assert self.sid is not None  # the starter names it; the answerer adopts it first
+        body = PakeMessage(sid=self.sid, msg=b64(self._pake.outbound))
+        return SignalOut(self.them, encode_signal(body))
+
+    def accepts(self, body: SignalBody) -> bool:
+        """`body` belongs to this exchange (a waiting answerer adopts the first PAKE's)."""
+        if isinstance(body, KeyRequest):
+            return False
+        if self.sid is None:
+            return isinstance(body, PakeMessage) and not self.starts
+        return body.sid == self.sid
 
     def on_signal(self, payload: str) -> list[SessionEffect]:
         """A relay `signal` from the other side; CryptoError for anything that does not fit."""
-        if self.phase is Phase.FAILED:
-            return []
         body = decode_signal(payload)
+        if isinstance(body, KeyRequest):
+            return []  # the room core answers these: it starts exchanges
+        if not self.accepts(body):
+            raise CryptoError("a signal for another key exchange")
+        return self.on_body(body)
+
+    def on_body(self, body: SignalBody) -> list[SessionEffect]:
+        """A decoded signal of this exchange (see `accepts`)."""
+        if self.phase is Phase.FAILED or isinstance(body, KeyRequest):
+            return []
         if isinstance(body, PakeMessage):
+            self.sid = body.sid
             return self._on_pake(unb64(body.msg))
         if isinstance(body, KeyConfirmation):
             return self._on_confirmation(unb64(body.mac))
@@ -158,9 +201,10 @@ class PairSession:
         shared = self._pake.finish(message)
         keys = self._keys = derive_pair_keys(shared, self.room_code, self.me, self.them)
         self.phase = Phase.CONFIRMING
-        effects: list[SessionEffect] = [
-            SignalOut(self.them, encode_signal(KeyConfirmation(mac=b64(keys.confirm_out))))
-        ]
+        assert self.sid is not None
+        confirmation = KeyConfirmation(sid=self.sid, mac=b64(keys.confirm_out))
+        effects: list[SessionEffect] = [] if self.starts else [self._pake_message()]
+        effects.append(SignalOut(self.them, encode_signal(confirmation)))
         if self._early_confirmation is not None:
             effects.extend(self._on_confirmation(self._early_confirmation))
         return effects
@@ -193,12 +237,13 @@ class PairSession:
 
     @property
     def dials_first(self) -> bool:
-        return self.me < self.them
+        return self.starts
 
     def _send_candidates(self) -> SignalOut:
         assert self._signal_out is not None  # only called once confirmed
+        assert self.sid is not None
         record = self._signal_out.seal(encode(self.candidates))
-        return SignalOut(self.them, encode_signal(SealedSignal(record=b64(record))))
+        return SignalOut(self.them, encode_signal(SealedSignal(sid=self.sid, record=b64(record))))
 
     def _on_sealed(self, record: bytes) -> list[SessionEffect]:
         if self._signal_in is None:

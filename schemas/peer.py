@@ -26,13 +26,19 @@ Base64 = Annotated[
 # ------------------------------------------------------------------ inside relay signals
 
 
+SessionId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+"""One key exchange between a pair, named by the side that starts it (the lower nick)."""
+
+
 class PakeMessage(WireModel):
     kind: Literal["pake"] = "pake"
+    sid: SessionId
     msg: Base64
 
 
 class KeyConfirmation(WireModel):
     kind: Literal["confirm"] = "confirm"
+    sid: SessionId
     mac: Base64
 
 
@@ -40,10 +46,20 @@ class SealedSignal(WireModel):
     """A record sealed with the pair's keys, carried by the relay it cannot read."""
 
     kind: Literal["sealed"] = "sealed"
+    sid: SessionId
     record: Base64
 
 
-SignalBody = Annotated[PakeMessage | KeyConfirmation | SealedSignal, Field(discriminator="kind")]
+class KeyRequest(WireModel):
+    """From the answering side (the higher nick): please start a key exchange with me (I am
+    new, or I lost the one we had)."""
+
+    kind: Literal["key_request"] = "key_request"
+
+
+SignalBody = Annotated[
+    PakeMessage | KeyConfirmation | SealedSignal | KeyRequest, Field(discriminator="kind")
+]
 
 
 # ------------------------------------------------------------------ inside sealed records
@@ -52,6 +68,14 @@ SignalBody = Annotated[PakeMessage | KeyConfirmation | SealedSignal, Field(discr
 class Endpoint(WireModel):
     host: Host
     port: Port
+
+
+class Resume(WireModel):
+    """After a new key exchange with a member we had one with before: how many of its
+    messages from that session we showed, so it sends again only the ones we did not."""
+
+    session: SessionId
+    shown: Annotated[int, Field(ge=0)]
 
 
 class Candidates(WireModel):
@@ -72,6 +96,7 @@ class Candidates(WireModel):
     fallback_room: FallbackRoomId | None = None
     """The room's id on the fallback server: random, picked by whoever named it first (the
     creator), passed on sealed, so the server cannot test guesses of the secret against it."""
+    resume: Resume | None = None
 
 
 class Chat(WireModel):

@@ -516,7 +516,8 @@ def assert_peer_bounded(core: RoomCore, typed: int) -> None:
     """Bob's own tables: one session per member the relay named (the nick pool is small),
     dials only for them, unacknowledged lines no more than it typed, no backlog."""
     assert set(core.peers) <= {"alice", *STRANGERS}
-    assert set(core._by_fallback_id.values()) <= set(core.peers)
+    assert set(core._room._nicks.values()) <= set(core.peers)
+    assert set(core._keying.departed) <= {"alice", *STRANGERS}
     dialer = core._paths.dialer
     assert len(dialer._attempts) <= 16, dialer._attempts
     for peer in core.peers.values():

@@ -498,3 +498,50 @@ def test_two_members_who_each_named_a_fallback_room_settle_on_one_and_chat() -> 
     mesh.say("alice", "found you")
     assert messages(mesh, "bob") == [("alice", "found you")]
     assert mesh.fallback is not None and list(mesh.fallback.rooms) == list(rooms)
+
+
+def test_members_that_lost_each_other_key_again_and_lose_or_double_nothing() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True, transport="p2p")
+    mesh.add("bob", transport="p2p")
+    mesh.advance(3)
+    mesh.say("alice", "before")
+    mesh.blocked.add(frozenset(("alice", "bob")))  # the path dies; the relay still works
+    mesh.say("alice", "into the void")  # sent, never acknowledged
+    mesh.say("bob", "bob into the void")
+    mesh.advance(8)  # past the 5 s peer timeout: each gives the other up
+    assert mesh.events("alice", "peer_left") == [
+        {"event": "peer_left", "nick": "bob", "reason": "timeout"}
+    ]
+    mesh.blocked.clear()
+    mesh.advance(15)  # a new exchange through the relay, then a new link
+    for me, other in (("alice", "bob"), ("bob", "alice")):  # reached again
+        last = [e for e in mesh.shown[me] if e.get("nick") == other][-1]
+        assert last["event"] in ("connected", "path_changed") and last["path"] == "lan"
+    mesh.say("alice", "after")
+    mesh.advance(1)
+    assert [e["text"] for e in mesh.events("bob", "message")] == [
+        "before",
+        "into the void",
+        "after",
+    ]
+    assert [e["text"] for e in mesh.events("alice", "message")] == ["bob into the void"]
+
+
+def test_a_new_exchange_beside_a_working_session_resends_only_what_was_not_shown() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    mesh.advance(3)
+    for index in range(3):
+        mesh.say("alice", f"m{index}")
+    mesh.hold_acks = True  # nothing changes for the links; acks are held by the adapter only
+    bob = mesh.cores["bob"]
+    mesh.queue += [("bob", e) for e in bob._signals(bob._keying.rekey(bob.peers["alice"], 99))]
+    mesh.run()  # bob, the answering side, asks alice for a new exchange
+    mesh.say("alice", "during the new exchange")
+    mesh.advance(6)
+    mesh.say("alice", "after")
+    mesh.advance(2)
+    texts = [e["text"] for e in mesh.events("bob", "message")]
+    assert texts == ["m0", "m1", "m2", "during the new exchange", "after"]
