@@ -5,6 +5,7 @@ import sys
 
 from bench import (
     fallback_bench,
+    load_bench,
     netlab_bench,
     peer_bench,
     relay_bench,
@@ -19,6 +20,7 @@ for bench in (
     peer_bench,
     fallback_bench,
     wormhole_bench,
+    load_bench,
     restart_bench,
     netlab_bench,
 ):
