@@ -297,8 +297,7 @@ class RoomCore:
         if len(self.peers) >= MAX_PEERS:
             return []
         session = self._keying.session(nick)
-        peer = self.peers[nick] = Peer(nick, session, last_heard=now, keyed_at=now)
-        peer.returning = quiet
+        peer = self.peers[nick] = Peer(nick, session, last_heard=now, keyed_at=now, returning=quiet)
         self._room.add(peer)
         for text in self._backlog:
             peer.delivery.queue(text)
@@ -343,17 +342,18 @@ class RoomCore:
             results = [] if session is None else session.on_body(body)
         except CryptoError:
             return effects
+        replacing = session is not None and session is peer.pending  # a working session
         for result in results:
             if isinstance(result, SignalOut):
                 effects.extend(self._signals([result]))
             elif isinstance(result, Verified):
                 self.authoritative = True  # we share the secret with a member: it is the room's
-                if session is peer.pending:  # it replaces a working session: its paths go
+                if replacing:  # the working session's paths go
                     effects.extend(self._paths.dialer.hang_up_all(peer))
-                self._keying.carry_over(peer, result.candidates, session is peer.pending)
+                self._keying.carry_over(peer, result.candidates, replacing)
                 effects.extend(self._room.adopt(result.candidates.fallback_room))
                 effects.extend(self._paths.on_verified(peer, result.candidates, now))
-            elif isinstance(result, Mismatch) and session is peer.pending:
+            elif isinstance(result, Mismatch) and replacing:
                 peer.pending = None  # the session we have goes on
                 effects.extend(self._count_failure(peer.nick))
             elif isinstance(result, Mismatch):

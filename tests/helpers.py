@@ -155,6 +155,14 @@ def running_relay(workdir: Path, *options: str) -> Iterator[RelayProcess]:
         relay.stop()
 
 
+def rss_mib(server: RelayProcess) -> float:
+    """A relay's or fallback server's resident memory, MiB."""
+    import psutil
+
+    assert server.process is not None
+    return float(psutil.Process(server.process.pid).memory_info().rss) / 2**20
+
+
 class WireClient:
     """A plain pyzmq DEALER speaking the relay's one-frame JSON protocol."""
 

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import zmq
 
@@ -28,6 +27,7 @@ from tests.helpers import (
     RelayProcess,
     WireClient,
     create_room,
+    rss_mib,
     running_relay,
     wait_for,
 )
@@ -186,8 +186,8 @@ def test_clients_that_never_read_are_bounded_and_hurt_nobody(
         sender.request(type="register_peer", code=code, nick=f"flood{index}")
     _fallback_client(zmq_context, fallback, SINK, rcvhwm=10)  # attached; never reads
     talkers = [_fallback_client(zmq_context, fallback, f"{i:032x}") for i in range(4)]
-    relay_before = _rss(relay)
-    fallback_before = _rss(fallback)
+    relay_before = rss_mib(relay)
+    fallback_before = rss_mib(fallback)
     payload = base64.urlsafe_b64encode(b"x" * 2000).decode()
     for _ in range(3):  # each round: a burst the per-connection signal limit lets through
         for sender in senders:
@@ -205,8 +205,8 @@ def test_clients_that_never_read_are_bounded_and_hurt_nobody(
         hello = {"type": "send", "to": f"{1:032x}", "payload": "aGk="}
         talkers[0].send(json.dumps(hello).encode())
         assert _fallback_receive(talkers[1], "aGk=")
-    grown_relay = _rss(relay) - relay_before
-    grown_fallback = _rss(fallback) - fallback_before
+    grown_relay = rss_mib(relay) - relay_before
+    grown_fallback = rss_mib(fallback) - fallback_before
     # Measured: a few MiB (libzmq's bounded queues); unbounded queueing of ~100 MB would show.
     assert grown_relay < 48, f"relay grew {grown_relay:.1f} MiB"
     assert grown_fallback < 48, f"fallback grew {grown_fallback:.1f} MiB"
@@ -238,8 +238,3 @@ def _fallback_receive(dealer: zmq.Socket[Any], payload: str, timeout: float = 5.
         if message.get("payload") == payload:
             return True
     return False
-
-
-def _rss(server: RelayProcess) -> float:
-    assert server.process is not None
-    return float(psutil.Process(server.process.pid).memory_info().rss) / 2**20

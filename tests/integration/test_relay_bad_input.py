@@ -7,11 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import zmq
 
-from tests.helpers import RelayProcess, WireClient, running_relay
+from tests.helpers import WireClient, rss_mib, running_relay
 
 MALFORMED: list[tuple[str, list[bytes], str]] = [
     ("not utf-8", [b"\xc3\x28\xff"], "bad_encoding"),
@@ -92,11 +91,6 @@ def test_every_kind_of_bad_frame_then_normal_clients_are_still_served(
         assert "Traceback" not in relay.log()
 
 
-def _rss_mib(relay: RelayProcess) -> float:
-    assert relay.process is not None
-    return float(psutil.Process(relay.process.pid).memory_info().rss) / 2**20
-
-
 def test_pushes_to_a_member_that_never_reads_do_not_pile_up(
     tmp_path: Path, zmq_context: Any
 ) -> None:
@@ -107,7 +101,7 @@ def test_pushes_to_a_member_that_never_reads_do_not_pile_up(
         code = sleeper.request(type="create_room", nick="sleeper")["code"]
         sender = WireClient(zmq_context, relay.endpoint)
         sender.request(type="register_peer", code=code, nick="sender")
-        baseline = _rss_mib(relay)
+        baseline = rss_mib(relay)
         payload = "A" * 4096
         deadline = time.monotonic() + 60
         sent = 0
@@ -118,7 +112,7 @@ def test_pushes_to_a_member_that_never_reads_do_not_pile_up(
                 sender.socket.recv()
         assert sent == 30_000
         sender.request(type="heartbeat", timeout=30)  # the relay has worked through the flood
-        grown = _rss_mib(relay) - baseline
+        grown = rss_mib(relay) - baseline
         assert grown < 40, f"relay grew by {grown:.1f} MiB while a member did not read"
         assert sender.request(type="lookup_room", code=code)["type"] == "room_info"
 
