@@ -101,10 +101,13 @@ class RelayServer:
         pub_secret_key: bytes | None = None,
         monitor_keys: frozenset[bytes] = frozenset(),
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        housekeeping: Callable[[], None] = lambda: None,
     ) -> None:
         """`token_key`: persistent, so room tokens outlive a restart. `monitor_keys`: when
         given, the PUB socket is a CurveZMQ server (key `pub_secret_key`, or a fresh one) and
-        only these public keys (Z85) may subscribe."""
+        only these public keys (Z85) may subscribe. `housekeeping`: called when idle and on
+        the core's timers (the CLI gives its heap trimmer)."""
+        self._housekeeping = housekeeping
         self.settings = settings
         self.core = RelayCore(
             settings,
@@ -189,6 +192,7 @@ class RelayServer:
             if deadline is not None and now >= deadline:
                 self._perform(self.core.tick(now))
                 deadline = self.core.next_deadline()
+                self._housekeeping()
             wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
             wanted_ms = max(1, math.ceil(wait * 1000))
             if wanted_ms != timeout_ms:
@@ -197,6 +201,7 @@ class RelayServer:
             try:
                 client = router.recv()
             except zmq.Again:
+                self._housekeeping()
                 continue
             self._receive(router, client)
             deadline = self.core.next_deadline()

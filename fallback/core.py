@@ -98,18 +98,15 @@ class FallbackCore:
         members = self.rooms.get(request.room)
         if members is None:
             if len(self.rooms) >= self.settings.max_rooms:
-                return [
-                    _error(
-                        client,
-                        FallbackErrorCode.SERVER_FULL,
-                        "no room for more rooms",
-                        request.req_id,
-                    )
-                ]
+                full = _error(
+                    client, FallbackErrorCode.SERVER_FULL, "no room for more rooms", request.req_id
+                )
+                return [*effects, full]  # it did leave its old room: that room is told
             members = self.rooms[request.room] = {}
         holder = members.get(request.member)
         if holder is None and len(members) >= self.settings.max_members_per_room:
-            return [_error(client, FallbackErrorCode.ROOM_FULL, "the room is full", request.req_id)]
+            full = _error(client, FallbackErrorCode.ROOM_FULL, "the room is full", request.req_id)
+            return [*effects, full]
         if holder is not None and holder != client:
             # The member reconnected (or restarted): its new connection takes over.
             self.places.pop(holder, None)

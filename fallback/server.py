@@ -20,9 +20,16 @@ _MAX_WAIT = 1.0
 
 class FallbackServer:
     def __init__(
-        self, settings: FallbackSettings, *, context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self,
+        settings: FallbackSettings,
+        *,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        housekeeping: Callable[[], None] = lambda: None,
     ) -> None:
+        """`housekeeping`: called when idle and on the core's timers (the CLI gives its heap
+        trimmer)."""
         self.settings = settings
+        self._housekeeping = housekeeping
         self.core = FallbackCore(settings)
         self._context = context or zmq.Context.instance()
         self._router: zmq.Socket[bytes] | None = None
@@ -62,6 +69,7 @@ class FallbackServer:
             if deadline is not None and now >= deadline:
                 self._perform(self.core.tick(now))
                 deadline = self.core.next_deadline()
+                self._housekeeping()
             wait = _MAX_WAIT if deadline is None else min(_MAX_WAIT, max(0.0, deadline - now))
             wanted_ms = max(1, math.ceil(wait * 1000))
             if wanted_ms != timeout_ms:
@@ -70,6 +78,7 @@ class FallbackServer:
             try:
                 frames = router.recv_multipart()
             except zmq.Again:
+                self._housekeeping()
                 continue
             client = frames[0]
             try:

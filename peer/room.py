@@ -38,7 +38,6 @@ from schemas.relay import (
     CoordinateConnection,
     Error,
     LeaveRoom,
-    LockRoom,
     PeerJoined,
     PeerLeft,
     ReceivedSignal,
@@ -101,7 +100,7 @@ class RoomCore:
             drop=self._drop_peer,
         )
         self._backlog: list[str] = []
-        self._failures, self._done = 0, False
+        self._done = False
         self.presence = Presence(me, room_code, self.settings.relay_heartbeat, room_token)
         self._eof_deadline: float | None = None
 
@@ -304,7 +303,9 @@ class RoomCore:
         shown = [] if quiet else [Show({"event": "peer_joined", "nick": nick})]
         return [*shown, *self._signals(session.start())]
 
-    def _drop_peer(self, nick: str, reason: str, now: float | None = None) -> list[Effect]:
+    def _drop_peer(
+        self, nick: str, reason: str, now: float | None = None, *, announce: bool = True
+    ) -> list[Effect]:
         """`now` for a member given up on: it may come back, so it is keyed with again."""
         peer = self.peers.pop(nick, None)
         if peer is None:
@@ -313,7 +314,7 @@ class RoomCore:
         self._room.remove(peer)
         self._keying.give_up(peer, reason)
         effects: list[Effect] = [Disallow(nick), *self._paths.dialer.hang_up_all(peer)]
-        if not peer.returning or peer.session.confirmed:
+        if announce and (not peer.returning or peer.session.confirmed):
             effects.append(Show({"event": "peer_left", "nick": nick, "reason": reason}))
         if now is not None:
             effects.extend(self._add_peer(nick, now, quiet=True))
@@ -355,7 +356,7 @@ class RoomCore:
                 effects.extend(self._paths.on_verified(peer, result.candidates, now))
             elif isinstance(result, Mismatch) and replacing:
                 peer.pending = None  # the session we have goes on
-                effects.extend(self._count_failure(peer.nick))
+                effects.extend(self.presence.count_failure(peer.nick, self.settings.max_failures))
             elif isinstance(result, Mismatch):
                 effects.extend(self._on_mismatch(peer, now))
         return effects
@@ -368,26 +369,21 @@ class RoomCore:
         ]
 
     def _on_mismatch(self, peer: Peer, now: float) -> list[Effect]:
-        if not self.authoritative:
-            self.peers.pop(peer.nick, None)
-            message = "wrong code or password: the room's members hold a different secret"
-            return [
-                Show({"event": "error", "message": message, "reason": "wrong_secret"}),
-                *self.leave(now, 1),
-            ]
-        return [*self._drop_peer(peer.nick, "wrong_secret")[:-1], *self._count_failure(peer.nick)]
-
-    def _count_failure(self, nick: str) -> list[Effect]:
-        self._failures += 1
-        limit = self.settings.max_failures
-        effects: list[Effect] = [
-            Show({"event": "wrong_secret", "nick": nick, "attempt": self._failures, "limit": limit})
+        """Sure of our secret, we count a failure. Not yet sure (a joiner), we set that member
+        aside and give up only once every member has failed: one stranger answering first
+        must not make us leave a room whose members hold our secret."""
+        effects = self._drop_peer(peer.nick, "wrong_secret", announce=False)
+        if self.authoritative:
+            return [*effects, *self.presence.count_failure(peer.nick, self.settings.max_failures)]
+        effects.append(Show({"event": "unconfirmed", "nick": peer.nick}))
+        if self.peers:
+            return effects
+        message = "wrong code or password: the room's members hold a different secret"
+        return [
+            *effects,
+            Show({"event": "error", "message": message, "reason": "wrong_secret"}),
+            *self.leave(now, 1),
         ]
-        if self._failures >= limit and not self.presence.locked:
-            self.presence.locked = True
-            effects.append(ToRelay(LockRoom(type="lock_room", code=self.room_code)))
-            effects.append(Show({"event": "room_locked", "code": self.room_code}))
-        return effects
 
     def _reached(self, peer: Peer, now: float) -> list[Effect]:
         """`peer` is reachable on a new path: what it has not acknowledged goes again, and

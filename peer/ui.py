@@ -144,6 +144,15 @@ class RichOutput:
             ),
         )
 
+    def _on_unconfirmed(self, event: dict[str, Any]) -> None:
+        self._line(
+            self._nick(event["nick"]),
+            Text(
+                " holds a different code or password: ignored (one of us has it wrong)",
+                style="yellow",
+            ),
+        )
+
     def _on_join_refused(self, event: dict[str, Any]) -> None:
         self._line(
             Text("refused ", style="yellow"),

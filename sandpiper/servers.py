@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from sandpiper.app import app, configure_logging, duration_option, stop_on_sigterm
+from sandpiper.heap import HeapTrimmer
 
 
 @app.command()
@@ -215,7 +216,11 @@ def relay(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     server = RelayServer(
-        settings, token_key=token_key, pub_secret_key=pub_secret, monitor_keys=monitor_keys
+        settings,
+        token_key=token_key,
+        pub_secret_key=pub_secret,
+        monitor_keys=monitor_keys,
+        housekeeping=HeapTrimmer(),
     )
     try:
         server.bind()
@@ -313,7 +318,7 @@ def fallback(
         max_rooms=max_rooms,
         max_members_per_room=max_members,
     )
-    server = FallbackServer(settings)
+    server = FallbackServer(settings, housekeeping=HeapTrimmer())
     try:
         server.bind()
     except Exception as exc:  # zmq.ZMQError

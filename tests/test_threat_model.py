@@ -12,6 +12,7 @@ import binascii
 import contextlib
 import io
 import json
+import signal
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -233,26 +234,7 @@ def test_addresses_never_revealed_before_key_confirmation(
         stranger = WireClient(zmq_context, relay.endpoint)
         received = [stranger.request(type="register_peer", code=code, nick="mallory")]
         received.append(stranger.request(type="lookup_room", code=code))
-        # A real key exchange, with a guessed secret: as far as a stranger can get.
-        session = PairSession("mallory", "alice", code, pake_password("wrong-guess"), _NOWHERE)
-        outbox = session.start()
-        deadline = time.monotonic() + 15
-        while not any(e.get("event") == "wrong_secret" for e in alice.events):
-            assert time.monotonic() < deadline, f"alice never refused mallory: {alice.events}"
-            for out in outbox:
-                if isinstance(out, SignalOut):
-                    stranger.send(type="signal", code=code, to="alice", payload=out.payload)
-            outbox = []
-            arrived, stranger.inbox = stranger.inbox, []  # pushes met while awaiting replies
-            if stranger.socket.poll(100):
-                arrived.append(json.loads(stranger.socket.recv()))
-            for message in arrived:
-                received.append(message)
-                if message.get("type") == "signal":
-                    with contextlib.suppress(CryptoError):
-                        outbox += session.on_signal(message["payload"])
-            with contextlib.suppress(AssertionError):
-                alice.event("wrong_secret", nick="mallory", timeout=0.01)
+        received += _guess_against(stranger, code, alice, "alice", ("wrong_secret",))
         while stranger.socket.poll(300):
             received.append(json.loads(stranger.socket.recv()))
         assert any(message.get("type") == "signal" for message in received)
@@ -261,6 +243,61 @@ def test_addresses_never_revealed_before_key_confirmation(
             if message.get("type") == "signal":  # alice's PAKE and confirmation, nothing sealed
                 body = json.loads(base64.urlsafe_b64decode(message["payload"]))
                 assert body["kind"] in ("pake", "confirm"), body
+
+
+def _guess_against(
+    stranger: WireClient, code: str, target: Member, nick: str, refusals: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """A real key exchange with `target`, on a guessed secret: as far as a stranger can get.
+    Runs until `target` shows one of `refusals` about mallory; returns what the stranger got."""
+    session = PairSession("mallory", nick, code, pake_password("wrong-guess"), _NOWHERE)
+    outbox, received = session.start(), []
+    deadline = time.monotonic() + 15
+    while not any(e.get("event") in refusals for e in target.events):
+        assert time.monotonic() < deadline, f"mallory never refused: {target.events}"
+        for out in outbox:
+            if isinstance(out, SignalOut):
+                stranger.send(type="signal", code=code, to=nick, payload=out.payload)
+        outbox = []
+        arrived, stranger.inbox = stranger.inbox, []  # pushes met while awaiting replies
+        if stranger.socket.poll(100):
+            arrived.append(json.loads(stranger.socket.recv()))
+        for message in arrived:
+            received.append(message)
+            if message.get("type") == "signal" and message.get("from") == nick:
+                with contextlib.suppress(CryptoError):
+                    outbox += session.on_signal(message["payload"])
+        for refusal in refusals:
+            with contextlib.suppress(AssertionError):
+                target.event(refusal, nick="mallory", timeout=0.01)
+    return received
+
+
+def test_a_stranger_cannot_make_a_joiner_give_up(
+    tmp_path: Path, zmq_context: zmq.Context[Any], members: list[Member]
+) -> None:
+    """A stranger who knows the room code registers and answers a joiner's key exchange with
+    a wrong secret before the creator can (the creator is frozen meanwhile): the joiner, not
+    yet sure of its own secret, sets the stranger aside instead of leaving with "wrong code",
+    and chats with the creator once it answers."""
+    with running_relay(tmp_path) as relay:
+        alice, invite = create_room(relay)
+        members.append(alice)
+        code = "-".join(invite.split("-")[:3])
+        stranger = WireClient(zmq_context, relay.endpoint)
+        stranger.request(type="register_peer", code=code, nick="mallory")
+        alice.process.send_signal(signal.SIGSTOP)
+        try:
+            bob = Member(relay, "join", invite, "--nick", "bob")
+            members.append(bob)
+            _guess_against(stranger, code, bob, "bob", ("unconfirmed", "error"))
+        finally:
+            alice.process.send_signal(signal.SIGCONT)
+        bob.event("connected", nick="alice")
+        bob.say("made it past mallory")
+        alice.event("message", text="made it past mallory")
+        assert bob.process.poll() is None
+        assert not [e for e in bob.events if e.get("event") == "error"], bob.events
 
 
 def test_pub_events_carry_no_addresses(tmp_path: Path, zmq_context: zmq.Context[Any]) -> None:

@@ -19,19 +19,19 @@ SECONDS = float(os.environ.get("SANDPIPER_LOAD_SECONDS", "60"))
 CLIENTS = 1000
 MEMBERS = 200
 
-# RSS, as measured on the 2-core development machine (MiB). Relay: idle ~41; 1,000 clients
-# connected ~69; peak ~81 after 60 s of load (~97 after 150 s); after the load, with every
-# client gone and every room closed, the same as the peak. Fallback: idle ~38; 200 members
-# attached ~44; peak ~52; after ~52.
-# Why it climbs and stays: libzmq allocates ~66 KiB per connection (pipes, batch buffers)
-# that traffic touches page by page, so RSS creeps up towards idle + ~66 MiB for 1,000
-# connections, and when the connections close libzmq frees it but glibc keeps the pages
-# (a bare pyzmq ROUTER echo server does exactly the same; malloc_trim(0) gives it back).
-# So the bounds are that ceiling plus room for the servers' own state, and "after" must not
-# exceed the peak: a leak in the relay's or the fallback's own state breaks one or the other.
+# RSS, as measured on the 2-core development machine (MiB). Relay: idle ~42; 1,000 clients
+# connected ~69; peak ~82 after 60 s of load; after the load, with every client gone and
+# every room closed, ~44. Fallback: idle ~38; 200 members attached ~44; peak ~52; after ~39.
+# Why it climbs during the load: libzmq allocates ~66 KiB per connection (pipes, batch
+# buffers) that traffic touches page by page, so RSS creeps up towards idle + ~66 MiB for
+# 1,000 connections. When the connections close libzmq frees it; glibc would keep the pages
+# (a bare pyzmq ROUTER stays at its peak), but the servers call malloc_trim(0) at most every
+# 2 s when idle or on their timers (sandpiper/heap.py), which gives them back. So the peak
+# bound is that ceiling plus room for the servers' own state, and "after" must be back near
+# idle: a leak in the relay's or the fallback's own state breaks it.
 RELAY_OVER_IDLE = 80.0
 FALLBACK_OVER_IDLE = 32.0
-AFTER_OVER_PEAK = 4.0
+AFTER_OVER_IDLE = 8.0
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_relay_survives_and_its_memory_stays_bounded(relay_load: dict[str, Any])
     assert figures["alive"] and figures["fresh_request_ok"], text
     assert figures["rooms_left"] == 0, text  # every room closed after its grace
     assert figures["rss_peak"] <= figures["rss_idle"] + RELAY_OVER_IDLE, text
-    assert figures["rss_after"] <= figures["rss_peak"] + AFTER_OVER_PEAK, text
+    assert figures["rss_after"] <= figures["rss_idle"] + AFTER_OVER_IDLE, text
 
 
 def test_fallback_delivers_every_record_exactly_once(fallback_load: dict[str, Any]) -> None:
@@ -110,4 +110,4 @@ def test_fallback_survives_and_its_memory_stays_bounded(fallback_load: dict[str,
     assert figures["alive"] and figures["fresh_request_ok"], text
     assert figures["log_problems"] == 0, text
     assert figures["rss_peak"] <= figures["rss_idle"] + FALLBACK_OVER_IDLE, text
-    assert figures["rss_after"] <= figures["rss_peak"] + AFTER_OVER_PEAK, text
+    assert figures["rss_after"] <= figures["rss_idle"] + AFTER_OVER_IDLE, text

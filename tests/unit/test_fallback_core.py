@@ -118,3 +118,19 @@ def test_bad_frames_get_errors_and_change_nothing() -> None:
         "bad_request",
     ]
     assert core.rooms == {ROOM: {A: b"ca"}}
+
+
+def test_moving_into_a_full_room_still_tells_the_old_room_it_left() -> None:
+    core = make(max_members_per_room=2)
+    for client, room, member in ((b"ca", ROOM, A), (b"cb", ROOM, B), (b"cx", OTHER_ROOM, A)):
+        ask(core, client, type="attach", room=room, member=member)
+    ask(core, b"cy", type="attach", room=OTHER_ROOM, member=B)
+    # ca leaves ROOM for OTHER_ROOM, which is full: refused, but it did leave ROOM
+    assert ask(core, b"ca", type="attach", room=OTHER_ROOM, member=C, req_id=7) == [
+        (b"cb", {"type": "member_detached", "member": A, "reason": "detached"}),
+        (
+            b"ca",
+            {"type": "error", "code": "room_full", "message": "the room is full", "req_id": 7},
+        ),
+    ]
+    assert core.rooms[ROOM] == {B: b"cb"} and b"ca" not in core.places

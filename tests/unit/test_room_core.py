@@ -545,3 +545,30 @@ def test_a_new_exchange_beside_a_working_session_resends_only_what_was_not_shown
     mesh.advance(2)
     texts = [e["text"] for e in mesh.events("bob", "message")]
     assert texts == ["m0", "m1", "m2", "during the new exchange", "after"]
+
+
+def test_a_stranger_with_a_wrong_secret_cannot_make_a_joiner_give_up() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("carol", secret="amber-walrus", creator=True)  # a stranger who stays in the room
+    mesh.add("bob")  # keys with carol first (bob starts that pair), then with alice
+    assert "bob" not in mesh.quit
+    assert not mesh.events("bob", "error")
+    assert [e["nick"] for e in mesh.events("bob", "unconfirmed")] == ["carol"]
+    assert [e["nick"] for e in mesh.events("bob", "connected")] == ["alice"]
+    mesh.say("bob", "made it")
+    assert messages(mesh, "alice") == [("bob", "made it")]
+    assert messages(mesh, "carol") == []
+    # bob, not yet sure of the secret when carol failed, counted nothing against the lock
+    assert not [r for o, r in mesh.relay_log if o == "bob" and type(r).__name__ == "LockRoom"]
+
+
+def test_a_joiner_whose_secret_matches_nobody_gives_up_with_wrong_code() -> None:
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("carol")
+    mesh.add("bob", secret="amber-walrus")
+    assert mesh.quit.get("bob") == 1
+    [error] = mesh.events("bob", "error")
+    assert error["reason"] == "wrong_secret"
+    assert sorted(e["nick"] for e in mesh.events("bob", "unconfirmed")) == ["alice", "carol"]
