@@ -143,7 +143,8 @@ def derive_pair_keys(shared: bytes, room_code: str, me: str, them: str) -> PairK
 
 
 def fallback_member_id(room_id: str, nick: str) -> str:
-    """A member's name on the fallback server, derived from the room's (so also opaque)."""
+    """A hosted room member's id on the fallback server, derived from the room's and its nick
+    (which it announces there). Relay rooms' members use random ids (`peer/fallback_room.py`)."""
     return sha256(
         PROTOCOL + b"/fallback-member\x00" + room_id.encode() + b"\x00" + nick.encode()
     ).hexdigest()[:32]

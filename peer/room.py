@@ -86,7 +86,7 @@ class RoomCore:
         self.authoritative, self._entropy = authoritative, entropy
         self._fallback = fallback and self.settings.transport != "p2p"
         self.peers: dict[str, Peer] = {}
-        self._room = FallbackRoom(me, self._fallback, self._keying, self.peers)
+        self._room = FallbackRoom(me, self._fallback, self._keying, self.peers, entropy)
         if fallback_room is not None or authoritative:  # a hosted room's name is fixed
             self._room.name(fallback_room or entropy(32).hex(), fixed=fallback_room is not None)
         self._paths = Paths(
@@ -352,7 +352,7 @@ class RoomCore:
                 if replacing:  # the working session's paths go
                     effects.extend(self._paths.dialer.hang_up_all(peer))
                 self._keying.carry_over(peer, result.candidates, replacing)
-                effects.extend(self._room.adopt(result.candidates.fallback_room))
+                effects.extend(self._room.adopt(peer, result.candidates))
                 effects.extend(self._paths.on_verified(peer, result.candidates, now))
             elif isinstance(result, Mismatch) and replacing:
                 peer.pending = None  # the session we have goes on

@@ -13,12 +13,12 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from schemas.base import WireModel
-from schemas.fields import FallbackRoomId, ReqId
+from schemas.fields import FallbackMemberId, FallbackRoomId, ReqId
 
 MAX_FORWARD_PAYLOAD = 8192
 """Characters of base64 in one forwarded record (about 6 KiB of binary)."""
 
-MemberId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+MemberId = FallbackMemberId
 Payload = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_FORWARD_PAYLOAD, pattern=r"^[A-Za-z0-9+/=_-]+$"),

@@ -87,6 +87,10 @@ ServiceAddress = Annotated[
 ]
 """HOST:PORT of a service clients should use (the fallback server a relay advertises)."""
 
+FallbackMemberId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+"""A member's id on the fallback server: 16 random bytes in hex, passed on only sealed (a
+hosted room member's: derived from the room and its nick; see docs/protocol.md)."""
+
 FallbackRoomId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A room's id on the fallback server: 32 random bytes in hex, known only to its members
 (a hosted room's: sha256 of its name; see docs/protocol.md)."""

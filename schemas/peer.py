@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from schemas.base import WireModel
-from schemas.fields import FallbackRoomId, Host, Nick, Port, RoomToken, Z85Key
+from schemas.fields import FallbackMemberId, FallbackRoomId, Host, Nick, Port, RoomToken, Z85Key
 
 MAX_TEXT = 4000
 """Characters in one chat message."""
@@ -96,6 +96,9 @@ class Candidates(WireModel):
     fallback_room: FallbackRoomId | None = None
     """The room's id on the fallback server: random, picked by whoever named it first (the
     creator), passed on sealed, so the server cannot test guesses of the secret against it."""
+    fallback_member: FallbackMemberId | None = None
+    """The sender's own id on the fallback server: random, so the server cannot link it to a
+    nick (deliveries from it are the sender's)."""
     resume: Resume | None = None
 
 

@@ -23,7 +23,7 @@ import psutil
 import zmq
 from rich.console import Console
 
-from peer.crypto import CryptoError, pake_password
+from peer.crypto import CryptoError, fallback_member_id, pake_password
 from peer.dialing import RECORD
 from peer.effects import InLink, OutLink, ToFallback, ToLink, ToRelay
 from peer.session import PairSession, SignalOut
@@ -298,6 +298,28 @@ def test_a_stranger_cannot_make_a_joiner_give_up(
         alice.event("message", text="made it past mallory")
         assert bob.process.poll() is None
         assert not [e for e in bob.events if e.get("event") == "error"], bob.events
+
+
+def test_fallback_member_ids_not_linkable_to_nicks() -> None:
+    """The fallback server sees only ids: each member's is random per run and travels only
+    sealed, so an operator who knows the nicks (from the relay) cannot compute whose is whose;
+    an id derived from the room and the nick, as before, fails this test."""
+    seen: list[set[str]] = []
+    for _ in range(2):
+        mesh = Mesh()
+        mesh.blocked.add(frozenset(("alice", "bob")))  # only the fallback server joins them
+        mesh.add("alice", creator=True)
+        mesh.add("bob")
+        mesh.advance(4.0)
+        mesh.say("alice", "through the server")
+        assert messages(mesh, "bob") == [("alice", "through the server")]
+        room = mesh.cores["alice"].fallback_room
+        assert mesh.fallback is not None and room is not None
+        ids = set(mesh.fallback.rooms[room])
+        assert len(ids) == 2
+        assert not ids & {fallback_member_id(room, nick) for nick in ("alice", "bob")}
+        seen.append(ids)
+    assert not seen[0] & seen[1]
 
 
 def test_pub_events_carry_no_addresses(tmp_path: Path, zmq_context: zmq.Context[Any]) -> None:
