@@ -13,6 +13,9 @@ from typing import Literal
 
 from schemas.relay import ErrorCode
 
+MAX_ALUMNI = 64
+"""Past members' nicks a room remembers (for re-claims into a locked room)."""
+
 
 class RegistryError(Exception):
     """A request the registry refuses; `code` travels to the client in an `error` reply."""
@@ -44,6 +47,9 @@ class Room:
     """Tells this room from an earlier or later one with the same code (room tokens)."""
     events: int = 0
     """Room events published so far (their `room_seq`)."""
+    alumni: dict[str, None] = field(default_factory=dict)
+    """Nicks that were members on this relay (the latest MAX_ALUMNI): the only ones a room
+    token brings back into a locked room."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +168,8 @@ class RoomRegistry:
         reclaim: bool = False,
     ) -> tuple[Member, bool]:
         """Add `client` to room `code` as `nick`; True if it joined, False if it updated itself.
-        `reclaim`: a member proving its room token comes back even into a locked room."""
+        `reclaim`: a member proving its room token comes back even into a locked room, if it
+        was a member before: a token seen on the wire does not let a stranger in."""
         room = self._rooms.get(code)
         if room is None:
             raise RegistryError(ErrorCode.ROOM_NOT_FOUND, f"no room {code}")
@@ -173,7 +180,7 @@ class RoomRegistry:
             holder.host, holder.port = host, port
             self.touch(client, now)
             return holder, False
-        if room.locked and not reclaim:
+        if room.locked and not (reclaim and nick in room.alumni):
             raise RegistryError(ErrorCode.ROOM_LOCKED, f"{code} no longer accepts new members")
         current = self.nick_of(client, code)
         if current is not None:
@@ -186,6 +193,10 @@ class RoomRegistry:
             )
         member = Member(nick=nick, client=client, host=host, port=port)
         room.members[nick] = member
+        room.alumni.pop(nick, None)
+        room.alumni[nick] = None
+        if len(room.alumni) > MAX_ALUMNI:
+            del room.alumni[next(iter(room.alumni))]
         self._memberships.setdefault(client, {})[code] = nick
         self._last_seen[client] = now
         self._last_seen.move_to_end(client)

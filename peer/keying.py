@@ -85,6 +85,8 @@ class Keying:
         self._password, self._entropy = password, entropy
         self.departed: OrderedDict[str, Departed] = OrderedDict()
         """Members given up on (silent too long), kept for their return."""
+        self.closed = False
+        """No new exchange with anyone, known members included: too many have failed."""
 
     def session(self, nick: str, sid: str | None = None) -> PairSession:
         """A new exchange with `nick`, telling it what we showed of the last, if any."""
@@ -108,14 +110,14 @@ class Keying:
         for session in (peer.session, peer.pending):
             if session is not None and session.accepts(body):
                 return session
-        if isinstance(body, PakeMessage) and not peer.session.starts:
+        if isinstance(body, PakeMessage) and not peer.session.starts and not self.closed:
             return self._begin(peer, body.sid, now)  # it lost the one we have
         return None
 
     def rekey(self, peer: Peer, now: float) -> list[SignalOut]:
         """Start a new exchange with `peer` (or, answering side, ask it to), at most once per
         `rekey_interval`."""
-        if now - peer.keyed_at < self.settings.rekey_interval:
+        if self.closed or now - peer.keyed_at < self.settings.rekey_interval:
             return []
         if not peer.session.starts:
             peer.keyed_at = now

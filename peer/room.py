@@ -356,7 +356,7 @@ class RoomCore:
                 effects.extend(self._paths.on_verified(peer, result.candidates, now))
             elif isinstance(result, Mismatch) and replacing:
                 peer.pending = None  # the session we have goes on
-                effects.extend(self.presence.count_failure(peer.nick, self.settings.max_failures))
+                effects.extend(self._fail(peer.nick))
             elif isinstance(result, Mismatch):
                 effects.extend(self._on_mismatch(peer, now))
         return effects
@@ -374,16 +374,19 @@ class RoomCore:
         must not make us leave a room whose members hold our secret."""
         effects = self._drop_peer(peer.nick, "wrong_secret", announce=False)
         if self.authoritative:
-            return [*effects, *self.presence.count_failure(peer.nick, self.settings.max_failures)]
+            return [*effects, *self._fail(peer.nick)]
         effects.append(Show({"event": "unconfirmed", "nick": peer.nick}))
         if self.peers:
             return effects
         message = "wrong code or password: the room's members hold a different secret"
-        return [
-            *effects,
-            Show({"event": "error", "message": message, "reason": "wrong_secret"}),
-            *self.leave(now, 1),
-        ]
+        error = Show({"event": "error", "message": message, "reason": "wrong_secret"})
+        return [*effects, error, *self.leave(now, 1)]
+
+    def _fail(self, nick: str) -> list[Effect]:
+        """The room locks at the limit; at twice it no exchange runs again, even with members."""
+        effects = self.presence.count_failure(nick, self.settings.max_failures)
+        self._keying.closed = self.presence.failures >= 2 * self.settings.max_failures
+        return effects
 
     def _reached(self, peer: Peer, now: float) -> list[Effect]:
         """`peer` is reachable on a new path: what it has not acknowledged goes again, and

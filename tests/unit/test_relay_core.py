@@ -469,6 +469,22 @@ def test_a_room_token_does_not_open_a_later_room_that_got_the_same_code() -> Non
     assert taken["code"] == "room_taken"
 
 
+def test_a_room_token_brings_only_past_members_back_into_a_locked_room() -> None:
+    """The token travels in clear from the relay to the creator: whoever sees it must not be
+    able to walk into a locked room. A member that timed out comes back; a new nick does not."""
+    core = make_core()
+    code, token = created_token(core)
+    request(core, BOB, 1.0, type="register_peer", code=code, nick="bob")
+    request(core, ALICE, 1.0, type="lock_room", code=code)
+    request(core, ALICE, 10.0, type="heartbeat", code=code)
+    core.tick(1.0 + 15)  # bob fell silent: gone
+    assert [m for m in core.registry.get(code).members] == ["alice"]
+    stranger = request(core, EVE, 17.0, type="reclaim_room", code=code, nick="eve", token=token)
+    assert reply(stranger)["code"] == "room_locked"
+    back = request(core, CAROL, 17.0, type="reclaim_room", code=code, nick="bob", token=token)
+    assert reply(back)["type"] == "peer_registered"
+
+
 def test_an_expired_room_cannot_be_reclaimed() -> None:
     old = make_core(room_ttl=100)
     code, token = created_token(old)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from fallback.core import FallbackCore
 from fallback.settings import FallbackSettings
-from peer.crypto import pake_password
+from peer.crypto import CryptoError, pake_password
 from peer.dialing import dial_order
 from peer.effects import (
     Allow,
@@ -26,6 +27,7 @@ from peer.effects import (
 )
 from peer.members import PeerSettings
 from peer.room import RoomCore
+from peer.session import PairSession, SignalOut
 from schemas.codec import decode_with, encode
 from schemas.fallback import FallbackMessage
 from schemas.peer import Candidates, Endpoint
@@ -572,3 +574,35 @@ def test_a_joiner_whose_secret_matches_nobody_gives_up_with_wrong_code() -> None
     [error] = mesh.events("bob", "error")
     assert error["reason"] == "wrong_secret"
     assert sorted(e["nick"] for e in mesh.events("bob", "unconfirmed")) == ["alice", "carol"]
+
+
+def test_a_relay_posing_as_a_known_member_gets_at_most_twice_the_lock_in_guesses() -> None:
+    """A hostile relay can make a member key again with a member it already knows (a new
+    exchange "from alice"): each failure counts, the room locks at 3, and from 6 on no
+    exchange is run at all, so guessing ends there; the real session goes on."""
+    mesh = Mesh()
+    mesh.add("alice", creator=True)
+    mesh.add("bob")
+    bob, shown, answered = mesh.cores["bob"], [], []
+    for _ in range(10):
+        mesh.now += 3.0  # past the 2 s between exchanges with one member
+        nowhere = Candidates(lan=[], curve_key="A" * 40)
+        fake = PairSession("alice", "bob", ROOM, pake_password("wrong-guess"), nowhere)
+        outbox = [out.payload for out in fake.start() if isinstance(out, SignalOut)]
+        replied = False
+        while outbox:
+            push = ReceivedSignal(code=ROOM, from_="alice", payload=outbox.pop(0))
+            effects = bob.on_relay(push, mesh.now)
+            shown += [e.event for e in effects if isinstance(e, Show)]
+            for effect in effects:
+                if isinstance(effect, ToRelay) and isinstance(effect.request, SendSignal):
+                    replied = True
+                    with contextlib.suppress(CryptoError):
+                        results = fake.on_signal(effect.request.payload)
+                        outbox += [o.payload for o in results if isinstance(o, SignalOut)]
+        answered.append(replied)
+    assert answered == [True] * 6 + [False] * 4
+    assert [e["attempt"] for e in shown if e["event"] == "wrong_secret"] == [1, 2, 3, 4, 5, 6]
+    assert [e["event"] for e in shown if e["event"] == "room_locked"] == ["room_locked"]
+    mesh.say("bob", "still here")
+    assert messages(mesh, "alice") == [("bob", "still here")]
