@@ -9,12 +9,18 @@ Fallback load: members in rooms forward 200-byte records to one member or to all
 record must arrive exactly once at each intended recipient. Latencies are reported; errors,
 losses and duplicates are failures; server RSS is sampled every second.
 
-RSS does not come back to idle after the load, in either server, nor in a bare pyzmq ROUTER:
-libzmq allocates ~66 KiB per connection, which traffic touches page by page (RSS creeps up to
-idle + ~66 MiB for 1,000 connections), and which glibc keeps once libzmq frees it
-(`malloc_trim(0)` hands it back). So "after" is judged against the peak and that ceiling.
+RSS climbs during the load: libzmq allocates ~66 KiB per connection, which traffic touches
+page by page (up to idle + ~66 MiB for 1,000 connections; a bare pyzmq ROUTER does the same).
+glibc would keep those pages once libzmq frees them, but both servers call `malloc_trim(0)`
+when idle (sandpiper/heap.py), so "after" is judged against idle.
+
+`main` then measures same-run bare pyzmq baselines of both loads (bench/load_baseline.py: a
+ROUTER echo, a two-hop ROUTER broker; `--baseline-seconds` each) and records the headline
+figures beside them in the summary table (bench/summary.py); `run_relay_load` and
+`run_fallback_load` alone (tests/load) run no baseline.
 
     python -m bench.load_bench [--seconds 60] [--clients 1000] [--members 200]
+                               [--baseline-seconds 20]
 """
 
 from __future__ import annotations
@@ -37,14 +43,15 @@ import tempfile
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]  # no stubs here
 import zmq
 
+from bench import summary
 from bench.relay_bench import LISTENING, Client, start_relay
 from broker.words import ADJECTIVES, NOUNS
 
@@ -61,6 +68,9 @@ SETTLE_LIMIT = 20.0
 AFTER_SETTLE = 3.0
 """Seconds of RSS samples once the server is idle again; the last one is "after"."""
 MAX_FAILURE_TEXTS = 10
+BASELINE_SECONDS = 20.0
+"""Seconds of each same-run bare pyzmq baseline (bench/load_baseline.py): shorter than the
+load, as what is compared is steady-state latency."""
 
 # ------------------------------------------------------------------ relay client behaviour
 
@@ -121,6 +131,28 @@ def source_address(index: int) -> str:
     return f"127.1.{10 + index // 200}.{1 + index % 200}"
 
 
+def connect_from(
+    context: zmq.Context[zmq.Socket[bytes]], index: int, target: str
+) -> zmq.Socket[bytes]:
+    """A DEALER to `target` (host:port) that connects from client `index`'s own address."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    # ZMQ's source syntax: the connection leaves from this client's own address.
+    sock.connect(f"tcp://{source_address(index)}:0;{target}")
+    return sock
+
+
+def stop_server(process: subprocess.Popen[Any]) -> None:
+    """Terminate a server process this benchmark started (by its PID), kill it if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 def summarise(values: list[float]) -> dict[str, float]:
     """Count, p50, p99 and max of latencies (µs)."""
     if not values:
@@ -144,6 +176,18 @@ def merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
         else:
             total[key] = total.get(key, 0) + value
     return total
+
+
+def arrivals(poller: zmq.Poller, timeout_ms: int) -> Iterator[tuple[Any, list[bytes]]]:
+    """(socket, frames) of every message waiting on the sockets that `poller` finds readable
+    within `timeout_ms`."""
+    for sock, _ in poller.poll(timeout_ms):
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            yield sock, frames
 
 
 def uniform(rng: random.Random, span: tuple[float, float]) -> float:
@@ -426,13 +470,9 @@ class RelayWorker:
         }
 
     def _client(self, position: int, index: int, target: str) -> SimClient:
-        sock = self.context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        source = source_address(index)
-        # ZMQ's source syntax: the connection leaves from this client's own address.
-        sock.connect(f"tcp://{source}:0;{target}")
+        sock = connect_from(self.context, index, target)
         role = self.spec.abusive.get(index, "member")
-        return SimClient(position, index, role, f"u{index}", source, sock)
+        return SimClient(position, index, role, f"u{index}", source_address(index), sock)
 
     # -------------------------------------------------------------- phases
 
@@ -449,7 +489,7 @@ class RelayWorker:
             if client.pending is not None:
                 self.failures.add(f"{client.nick}: no reply to observe_address")
                 client.pending = None
-        self.stats.latencies.pop("observe_address", None)  # connection set-up, not load
+        self.stats.latencies.clear()  # observe_address (any role's): connection set-up, not load
 
     def run(self, started: float) -> None:
         self.heap.clear()  # replies during the handshake scheduled actions: start afresh
@@ -500,6 +540,7 @@ class RelayWorker:
             name: (dict(value) if isinstance(value, dict) else value)
             for name, value in vars(stats).items()
         }
+        figures["request_latencies"] = [v for kind in stats.latencies.values() for v in kind]
         figures["failure_count"] = self.failures.count
         figures["failures"] = self.failures.texts
         figures["groups"] = len(self.groups)
@@ -524,14 +565,8 @@ class RelayWorker:
         return poller
 
     def _receive(self, poller: zmq.Poller, timeout_ms: int) -> None:
-        for sock, _ in poller.poll(timeout_ms):
-            client = self.by_socket[sock]
-            while True:
-                try:
-                    frame = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self._on_frame(client, json.loads(frame), time.perf_counter())
+        for sock, frames in arrivals(poller, timeout_ms):
+            self._on_frame(self.by_socket[sock], json.loads(frames[-1]), time.perf_counter())
 
     def _schedule(self, client: SimClient, when: float) -> None:
         """Act at `when`, unless already due earlier (stale heap entries are skipped)."""
@@ -770,8 +805,19 @@ class RelayWorker:
         self.stats.signal_latencies.append((now - sent) * 1e6)
 
 
-def relay_worker(spec: RelaySpec, ready: Any, go: Any) -> dict[str, Any]:
-    worker = RelayWorker(spec)
+class LoadWorker(Protocol):
+    """What a worker process runs: set up its clients, load for the spec's seconds, report."""
+
+    def handshake(self) -> None: ...
+    def run(self, started: float) -> None: ...
+    def finish(self) -> dict[str, Any]: ...
+
+
+def relay_worker(
+    spec: Any, ready: Any, go: Any, kind: Callable[[Any], LoadWorker] = RelayWorker
+) -> dict[str, Any]:
+    """A worker process's clients (RelayWorker, or another kind driven the same way)."""
+    worker = kind(spec)
     try:
         worker.handshake()
         worker.run(wait_for_go(ready, go))
@@ -865,13 +911,7 @@ def run_relay_load(
     try:
         return _drive_relay(relay, endpoint, log, clients=clients, seconds=seconds, abusive=abusive)
     finally:
-        if relay.poll() is None:
-            relay.terminate()
-            try:
-                relay.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                relay.kill()
-                relay.wait(timeout=5)
+        stop_server(relay)
 
 
 def _drive_relay(
@@ -902,6 +942,7 @@ def _drive_relay(
         # Rooms close once empty for the grace: wait for that (bounded), then RSS settles.
         settle_seconds = settle(step, lambda: monitor.live <= 0)
         figures["signal_latency"] = summarise(figures.pop("signal_latencies", []))
+        figures["request_latency"] = summarise(figures.pop("request_latencies", []))
         figures.update(
             clients=clients,
             abusive=abusive,
@@ -1049,14 +1090,18 @@ class FallbackWorker:
 
     def drain(self) -> None:
         """Wait for every record still on its way (bounded), then everyone detaches."""
-        deadline = time.perf_counter() + DRAIN_LIMIT / 2
-        while self._outstanding() and time.perf_counter() < deadline:
-            self._receive(50)
+        self.await_deliveries()
         self.detaching = True
         now = time.perf_counter()
         for member in self.members:
             self._request(member, "detach", now, {})
         self._settle(time.perf_counter() + 5.0)
+
+    def await_deliveries(self) -> None:
+        """Wait (bounded) until every record sent has arrived and every request is answered."""
+        deadline = time.perf_counter() + DRAIN_LIMIT / 2
+        while self._outstanding() and time.perf_counter() < deadline:
+            self._receive(50)
 
     def finish(self) -> dict[str, Any]:
         lost = sum(len(self.expected[key] - self.received[key]) for key in self.expected)
@@ -1100,7 +1145,9 @@ class FallbackWorker:
             next_due = min(next_due, member.next_send, member.next_heartbeat)
         return next_due
 
-    def _send_record(self, member: FallbackMember, now: float) -> None:
+    def _new_record(self, member: FallbackMember) -> tuple[list[FallbackMember], bool, bytes]:
+        """The next record of `member`, counted as expected at its recipients: (recipients,
+        whether to the whole room, the RECORD_BYTES-byte record stamped with the time now)."""
         member.seq += 1
         to_all = self.rng.random() < BROADCAST_SHARE
         targets = member.mates if to_all else [self.rng.choice(member.mates)]
@@ -1110,7 +1157,11 @@ class FallbackWorker:
         self.counts["broadcasts"] += to_all
         self.counts["expected"] += len(targets)
         header = RECORD_HEADER.pack(member.index, member.seq, time.perf_counter_ns())
-        fields: dict[str, Any] = {"payload": base64.b64encode(header + FILLER).decode()}
+        return targets, to_all, header + FILLER
+
+    def _send_record(self, member: FallbackMember, now: float) -> None:
+        targets, to_all, record = self._new_record(member)
+        fields: dict[str, Any] = {"payload": base64.b64encode(record).decode()}
         if not to_all:
             fields["to"] = targets[0].member_id
         if member.seq % ACK_EVERY == 0:  # now and then: does the server count as we do?
@@ -1134,14 +1185,11 @@ class FallbackWorker:
     # -------------------------------------------------------------- receiving
 
     def _receive(self, timeout_ms: int) -> None:
-        for sock, _ in self.poller.poll(timeout_ms):
-            member = self.by_socket[sock]
-            while True:
-                try:
-                    frame = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self._on_message(member, json.loads(frame))
+        for sock, frames in arrivals(self.poller, timeout_ms):
+            self._on_frames(self.by_socket[sock], frames)
+
+    def _on_frames(self, member: FallbackMember, frames: list[bytes]) -> None:
+        self._on_message(member, json.loads(frames[-1]))
 
     def _on_message(self, member: FallbackMember, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -1171,11 +1219,16 @@ class FallbackWorker:
     def _on_deliver(self, member: FallbackMember, message: dict[str, Any]) -> None:
         now_ns = time.perf_counter_ns()
         record = base64.b64decode(message["payload"])
+        self._on_record(member, str(message.get("from")), record, now_ns)
+
+    def _on_record(self, member: FallbackMember, sent_by: str, record: bytes, now_ns: int) -> None:
+        """A record delivered to `member` by the member called `sent_by`, at `now_ns`: counted
+        once if it was meant for `member`, its one-way latency kept."""
         index, seq, sent_ns = RECORD_HEADER.unpack(record[: RECORD_HEADER.size])
         sender = self.by_index.get(index)
         key = (index, member.index)
-        if sender is None or message.get("from") != sender.member_id:
-            self.failures.add(f"member {member.index}: record from a stranger {message['from']}")
+        if sender is None or sent_by != sender.member_id:
+            self.failures.add(f"member {member.index}: record from a stranger {sent_by}")
         elif seq in self.received[key]:
             self.counts["duplicated"] += 1
             self.failures.add(f"member {member.index}: record {index}/{seq} delivered twice")
@@ -1188,8 +1241,10 @@ class FallbackWorker:
             self.latencies["forward"].append((now_ns - sent_ns) / 1e3)
 
 
-def fallback_worker(spec: FallbackSpec, ready: Any, go: Any) -> dict[str, Any]:
-    worker = FallbackWorker(spec)
+def fallback_worker(
+    spec: FallbackSpec, ready: Any, go: Any, kind: type[FallbackWorker] = FallbackWorker
+) -> dict[str, Any]:
+    worker = kind(spec)
     try:
         worker.attach()
         worker.run(wait_for_go(ready, go))
@@ -1251,13 +1306,7 @@ def run_fallback_load(members: int = 200, seconds: float = 60.0) -> dict[str, An
     try:
         return _drive_fallback(server, endpoint, log, members, seconds)
     finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=5)
+        stop_server(server)
 
 
 def _drive_fallback(
@@ -1345,6 +1394,7 @@ def report_relay(figures: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v:,}" for k, v in sorted(figures["pushes"].items())),
         _latency_header("request -> reply"),
         *(_latency_row(row, figures["latencies"].get(row, {}), seconds) for row in RELAY_ROWS),
+        _latency_row("all requests", figures.get("request_latency", {}), seconds),
         _latency_row("signal -> push at recipient", figures["signal_latency"], seconds),
         f"  rooms created {figures['rooms_created']:,}, joins {figures['joins']:,}, leaves "
         f"{figures['leaves']:,}, rounds {figures['rounds']:,}; signals acknowledged "
@@ -1426,13 +1476,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of each load")
     parser.add_argument("--clients", type=int, default=1000, help="relay clients (0: skip)")
     parser.add_argument("--members", type=int, default=200, help="fallback members (0: skip)")
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=BASELINE_SECONDS,
+        help="duration of each same-run bare pyzmq baseline (0: skip them)",
+    )
     args = parser.parse_args(argv)
+    from bench import load_baseline  # it builds on this module
+
     relay = run_relay_load(args.clients, args.seconds) if args.clients else None
+    echo = bare = None
+    if relay is not None and args.baseline_seconds:
+        gap, size = load_baseline.relay_load_shape(relay)
+        echo = load_baseline.run_echo_baseline(args.clients, args.baseline_seconds, gap, size)
     fallback = run_fallback_load(args.members, args.seconds) if args.members else None
+    if fallback is not None and args.baseline_seconds:
+        bare = load_baseline.run_two_hop_baseline(args.members, args.baseline_seconds)
     print(report(relay, fallback))
-    failed = (relay is not None and relay_problems(relay)) or (
+    failed = bool(relay is not None and relay_problems(relay)) or bool(
         fallback is not None and fallback_problems(fallback)
     )
+    if echo is not None or bare is not None:
+        text, problems = load_baseline.report(echo, bare)
+        print(f"\nsame-run baselines ({args.baseline_seconds:g} s each: latency is steady state)")
+        print(text)
+        print("\nthe load beside its baselines (ratio: Sandpiper / baseline)")
+        print(summary.table(load_baseline.record(relay, echo, fallback, bare)))
+        failed = failed or bool(problems)
     return 1 if failed else 0
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]  # no stubs here
 import zmq
 
 from bench.summary import record
@@ -86,10 +86,10 @@ def measure(endpoint: str, frame: bytes, clients: int, duration: float) -> Resul
     )
 
 
-def start_echo() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.echo_server"], stdout=subprocess.PIPE, text=True
-    )
+def start_bare(module: str) -> tuple[subprocess.Popen[str], str]:
+    """A bare pyzmq baseline server, `python -m module`, which prints the loopback port it
+    listens on; the process and its endpoint."""
+    process = subprocess.Popen([sys.executable, "-m", module], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     port = int(process.stdout.readline())
     return process, f"tcp://127.0.0.1:{port}"
@@ -159,7 +159,7 @@ def run(duration: float, rounds: int) -> dict[str, Any]:
         "10m",
     )
     context: zmq.Context[Any] = zmq.Context()
-    echo, echo_endpoint = start_echo()
+    echo, echo_endpoint = start_bare("bench.echo_server")
     relay, relay_endpoint = start_relay(workdir / "relay.log", *generous)
     try:
         setup = Client(context, relay_endpoint)

@@ -44,6 +44,8 @@ def _value(value: float | None, unit: str) -> str:
         return f"{value:.3f} s"
     if unit == "µs":
         return f"{value:.0f} µs"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
     return f"{value:,.0f} {unit}"
 
 
