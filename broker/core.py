@@ -13,7 +13,7 @@ from typing import Any, Literal
 from broker.codes import generate_code
 from broker.effects import Effect, Origin, Publish, Send, is_loopback
 from broker.events import EventNumbers
-from broker.ratelimit import RateLimiter
+from broker.ratelimit import RateLimiter, Source, SourceLimiter, source_of
 from broker.registry import Member, MemberGone, RegistryError, Room, RoomGone, RoomRegistry
 from broker.settings import RelaySettings
 from broker.tokens import NONCE_BYTES, RoomTokens
@@ -52,9 +52,6 @@ from schemas.relay import (
 _CODE_ATTEMPTS = 64
 
 
-UNKNOWN_SOURCE = "unknown"
-
-
 class RelayCore:
     def __init__(
         self,
@@ -86,12 +83,12 @@ class RelayCore:
         self._rng = rng
         # Lookups outnumber membership changes: each room's `room_info` is encoded once per change.
         self._room_infos: dict[str, bytes] = {}
-        self._create_limit = RateLimiter(
+        self._create_limit = SourceLimiter(
             burst=settings.create_burst,
             rate=settings.create_per_minute / 60.0,
             max_keys=settings.max_tracked_sources,
         )
-        self._miss_limit = RateLimiter(
+        self._miss_limit = SourceLimiter(
             burst=settings.miss_burst,
             rate=settings.miss_per_minute / 60.0,
             max_keys=settings.max_tracked_sources,
@@ -155,11 +152,11 @@ class RelayCore:
     def _create_room(
         self, client: bytes, request: CreateRoom, origin: Origin, now: float
     ) -> list[Effect]:
-        source = origin.host or UNKNOWN_SOURCE
+        source = self._source(client, origin)
         if not self._create_limit.try_take(source, now):
             raise RegistryError(ErrorCode.RATE_LIMITED, "too many rooms created; try again later")
         nonce = self._rng.randbytes(NONCE_BYTES)
-        room = self.registry.create(self._fresh_code(), source, now, nonce=nonce)
+        room = self.registry.create(self._fresh_code(), source.key, now, nonce=nonce)
         effects: list[Effect] = [Publish(self.events.opened(room, now))]
         if request.nick is not None:
             member, _ = self.registry.register(
@@ -183,7 +180,7 @@ class RelayCore:
     def _register_peer(
         self, client: bytes, request: RegisterPeer, origin: Origin, now: float
     ) -> list[Effect]:
-        room = self._find_room(request.code, origin, now)
+        room = self._find_room(request.code, self._source(client, origin), now)
         return self._register(client, room, request, origin, now, reclaim=False)
 
     def _reclaim(
@@ -191,7 +188,7 @@ class RelayCore:
     ) -> list[Effect]:
         """A member takes its room code back after a restart: the token must be this relay's,
         for this code, and for the room now under it if there is one."""
-        source = self._guesses_allowed(origin, now)
+        source = self._guesses_allowed(self._source(client, origin), now)
         opened = self.tokens.open(request.code, request.token)
         if opened is None:
             self._miss_limit.try_take(source, now)
@@ -204,7 +201,7 @@ class RelayCore:
             if expires_at <= now:
                 raise RegistryError(ErrorCode.ROOM_NOT_FOUND, f"{request.code} has expired")
             room = self.registry.create(
-                request.code, source, now, nonce=nonce, expires_at=expires_at
+                request.code, source.key, now, nonce=nonce, expires_at=expires_at
             )
             effects.append(Publish(self.events.opened(room, now)))
         elif room.nonce != nonce:
@@ -260,7 +257,7 @@ class RelayCore:
     def _lookup_room(
         self, client: bytes, request: LookupRoom, origin: Origin, now: float
     ) -> list[Effect]:
-        room = self._find_room(request.code, origin, now)
+        room = self._find_room(request.code, self._source(client, origin), now)
         body = self._room_infos.get(room.code)
         if body is None:
             peers = [PeerInfo(nick=m.nick, host=m.host, port=m.port) for m in room.members.values()]
@@ -346,26 +343,28 @@ class RelayCore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _find_room(self, code: str, origin: Origin, now: float) -> Room:
+    def _find_room(self, code: str, source: Source, now: float) -> Room:
         """A room by code, with the code-guessing defence in front of it.
 
         A source out of misses is refused outright, even for codes that exist, so that the
         refusal itself tells a guesser nothing.
         """
-        source = self._guesses_allowed(origin, now)
+        self._guesses_allowed(source, now)
         room = self.registry.get(code)
         if room is None:
             self._miss_limit.try_take(source, now)
             raise RegistryError(ErrorCode.ROOM_NOT_FOUND, f"no room {code}")
         return room
 
-    def _guesses_allowed(self, origin: Origin, now: float) -> str:
+    def _guesses_allowed(self, source: Source, now: float) -> Source:
         """The source, if it has unknown-code tries left (a miss then takes one); else
         refused outright, whether the code or token would have been right or not."""
-        source = origin.host or UNKNOWN_SOURCE
         if not self._miss_limit.has_token(source, now):
             raise RegistryError(ErrorCode.RATE_LIMITED, "too many unknown room codes; slow down")
         return source
+
+    def _source(self, client: bytes, origin: Origin) -> Source:
+        return source_of(client, origin.host, behind_tunnel=bool(self.settings.advertise))
 
     def _member_nick(self, client: bytes, code: str) -> str:
         nick = self.registry.nick_of(client, code)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
+
+from broker.effects import is_loopback
 
 
 class RateLimiter:
@@ -50,3 +53,51 @@ class RateLimiter:
             del self._buckets[key]
         while len(self._buckets) > target:
             self._buckets.popitem(last=False)
+
+
+SHARED_FACTOR = 50
+"""How much larger the limits of an address many clients share (a tunnel's agent) are."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Whom a request counts against: `key`, an address, or behind a tunnel one connection;
+    and `shared`, the address those connections share, if any."""
+
+    key: str
+    shared: str | None = None
+
+
+def source_of(client: bytes, host: str | None, behind_tunnel: bool) -> Source:
+    """Behind a tunnel (ngrok TCP) every client arrives from the tunnel agent's loopback
+    address: limits per address would be limits for all users together, so each connection
+    counts alone, and all of them together against SHARED_FACTOR times the limits."""
+    address = host or "unknown"
+    if behind_tunnel and is_loopback(address):
+        return Source(f"{address}/{client.hex()}", address)
+    return Source(address)
+
+
+class SourceLimiter:
+    """A RateLimiter per source, plus one SHARED_FACTOR times as large per shared address."""
+
+    def __init__(self, *, burst: int, rate: float, max_keys: int) -> None:
+        self._own = RateLimiter(burst=burst, rate=rate, max_keys=max_keys)
+        self._shared = RateLimiter(
+            burst=burst * SHARED_FACTOR, rate=rate * SHARED_FACTOR, max_keys=max_keys
+        )
+
+    def __len__(self) -> int:
+        return len(self._own) + len(self._shared)
+
+    def has_token(self, source: Source, now: float) -> bool:
+        if source.shared is not None and not self._shared.has_token(source.shared, now):
+            return False
+        return self._own.has_token(source.key, now)
+
+    def try_take(self, source: Source, now: float) -> bool:
+        if not self.has_token(source, now):
+            return False
+        if source.shared is not None:
+            self._shared.try_take(source.shared, now)
+        return self._own.try_take(source.key, now)

@@ -561,3 +561,29 @@ def test_behind_a_tunnel_a_loopback_source_is_not_offered_as_the_clients_address
     assert direct["observed_host"] == "203.0.113.7"  # a real source address is still told
     local = make_core()  # no tunnel: loopback is a real local client
     assert reply(request(local, ALICE, 0.0, tunnel, type="create_room"))["observed_port"] == 53012
+
+
+def test_behind_a_tunnel_each_connection_has_its_own_limits_and_all_share_a_larger_one() -> None:
+    """With `advertise` set, clients arrive from the tunnel agent's loopback address: one
+    guesser must not lock every user out, yet all of them together stay bounded."""
+    tunnel = KnownOrigin("127.0.0.1", 50000)
+
+    def misses(core: RelayCore, client: bytes, count: int) -> list[str]:
+        return [
+            reply(request(core, client, 0.0, tunnel, type="lookup_room", code="pine-ocean-42"))[
+                "code"
+            ]
+            for _ in range(count)
+        ]
+
+    direct = make_core()  # no tunnel: loopback is one address like any other
+    assert misses(direct, b"guesser", 6)[-1] == "rate_limited"
+    assert misses(direct, b"someone-else", 1) == ["rate_limited"]
+
+    behind = make_core(advertise="relay.example.net:14242")
+    assert misses(behind, b"guesser", 6) == ["room_not_found"] * 5 + ["rate_limited"]
+    assert misses(behind, b"someone-else", 1) == ["room_not_found"]
+    clients = [bytes([0, n // 256, n % 256]) for n in range(60)]
+    outcomes = [code for client in clients for code in misses(behind, client, 5)]
+    assert outcomes.count("room_not_found") == 5 * 50 - 6  # the shared budget: 50 x 5
+    assert set(outcomes[5 * 50 :]) == {"rate_limited"}
