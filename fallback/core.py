@@ -34,6 +34,8 @@ from schemas.fallback import (
 )
 
 _REQUESTS: TypeAdapter[FallbackRequest] = TypeAdapter(FallbackRequest)
+MAX_BUDGETS = 65_536
+"""Connections whose delivery budgets are remembered (least recently used go first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class FallbackCore:
         self.rooms: dict[str, dict[str, bytes]] = {}  # room -> member -> client
         self.places: dict[bytes, Place] = {}  # client -> where it is attached
         self._last_seen: OrderedDict[bytes, float] = OrderedDict()
+        self._budgets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        """Client -> (tokens, when): kept across detach and re-attach, the latest MAX_BUDGETS."""
 
     def handle(self, client: bytes, frames: Sequence[bytes], now: float) -> list[Send]:
         if client in self._last_seen:
@@ -66,7 +70,7 @@ class FallbackCore:
         except WireError as exc:
             return [_error(client, FallbackErrorCode(exc.code.value), exc.message)]
         if isinstance(request, Forward):
-            return self._forward(client, request)
+            return self._forward(client, request, now)
         if isinstance(request, Attach):
             return self._attach(client, request, now)
         if isinstance(request, Detach):
@@ -111,6 +115,7 @@ class FallbackCore:
             # The member reconnected (or restarted): its new connection takes over.
             self.places.pop(holder, None)
             self._last_seen.pop(holder, None)
+
             effects.append(Send(holder, MemberDetached(member=request.member, reason="replaced")))
         members[request.member] = client
         self.places[client] = Place(request.room, request.member)
@@ -132,7 +137,7 @@ class FallbackCore:
             effects.extend(Send(members[other], notice) for other in others)
         return effects
 
-    def _forward(self, client: bytes, request: Forward) -> list[Send]:
+    def _forward(self, client: bytes, request: Forward, now: float) -> list[Send]:
         place = self.places.get(client)
         if place is None:
             return [
@@ -155,15 +160,35 @@ class FallbackCore:
                     )
                 ]
             targets = [target]
+        if not self._spend(client, len(targets), now):
+            return [
+                _error(client, FallbackErrorCode.RATE_LIMITED, "too many records", request.req_id)
+            ]
         delivery = encode(Deliver(from_=place.member, payload=request.payload))
         effects = [Send(target, delivery) for target in targets]
         if request.req_id is not None:
             effects.append(Send(client, Sent(delivered=len(targets), req_id=request.req_id)))
         return effects
 
+    def _spend(self, client: bytes, deliveries: int, now: float) -> bool:
+        """Take `deliveries` from the client's budget, if it has them."""
+        settings = self.settings
+        tokens, at = self._budgets.get(client, (float(settings.deliveries_burst), now))
+        tokens = min(
+            float(settings.deliveries_burst),
+            tokens + max(0.0, now - at) * settings.deliveries_per_second,
+        )
+        spent = tokens >= deliveries
+        self._budgets[client] = (tokens - deliveries if spent else tokens, now)
+        self._budgets.move_to_end(client)
+        if len(self._budgets) > MAX_BUDGETS:
+            self._budgets.popitem(last=False)
+        return spent
+
     def _detach(self, client: bytes, reason: Literal["detached", "timeout"]) -> list[Send]:
         place = self.places.pop(client, None)
         self._last_seen.pop(client, None)
+
         if place is None:
             return []
         members = self.rooms[place.room]

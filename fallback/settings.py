@@ -16,10 +16,17 @@ class FallbackSettings:
     max_message_bytes: int = 16_384
     send_hwm: int = 1_000
     """Frames queued per connection before further deliveries to it are dropped."""
+    deliveries_burst: int = 5_000
+    deliveries_per_second: float = 2_000.0
+    """Deliveries one attached connection may cause (a record to the whole room counts once
+    per recipient): this many at once, refilled at this rate; beyond, `rate_limited`."""
 
     def __post_init__(self) -> None:
         if self.member_timeout <= 0:
             raise ValueError("member_timeout must be positive")
-        for name in ("max_rooms", "max_members_per_room", "max_message_bytes", "send_hwm"):
+        if self.deliveries_per_second <= 0:
+            raise ValueError("deliveries_per_second must be positive")
+        names = ("max_rooms", "max_members_per_room", "max_message_bytes", "send_hwm")
+        for name in (*names, "deliveries_burst"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

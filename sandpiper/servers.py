@@ -302,6 +302,23 @@ def fallback(
             min=1, envvar="SANDPIPER_FALLBACK_MAX_MEMBERS", help="Members per room at most."
         ),
     ] = 64,
+    deliveries_burst: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="SANDPIPER_FALLBACK_DELIVERIES_BURST",
+            help="Deliveries one connection may cause at once (a record to the room counts "
+            "once per recipient).",
+        ),
+    ] = 5_000,
+    deliveries_per_second: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="SANDPIPER_FALLBACK_DELIVERIES_PER_SECOND",
+            help="Rate at which that budget refills.",
+        ),
+    ] = 2_000.0,
     log_level: Annotated[
         str, typer.Option(envvar="SANDPIPER_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
@@ -317,6 +334,8 @@ def fallback(
         member_timeout=member_timeout,
         max_rooms=max_rooms,
         max_members_per_room=max_members,
+        deliveries_burst=deliveries_burst,
+        deliveries_per_second=deliveries_per_second,
     )
     server = FallbackServer(settings, housekeeping=HeapTrimmer())
     try:

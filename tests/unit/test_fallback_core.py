@@ -134,3 +134,25 @@ def test_moving_into_a_full_room_still_tells_the_old_room_it_left() -> None:
         ),
     ]
     assert core.rooms[ROOM] == {B: b"cb"} and b"ca" not in core.places
+
+
+def test_deliveries_are_rate_limited_per_connection_counting_each_recipient() -> None:
+    core = make(deliveries_burst=20, deliveries_per_second=10.0)
+    for client, member in ((b"ca", A), (b"cb", B), (b"cc", C)):
+        ask(core, client, type="attach", room=ROOM, member=member)
+    sent = [ask(core, b"ca", 0.0, type="send", payload="YWxs", req_id=n) for n in range(12)]
+    assert [effects[-1][1]["type"] for effects in sent] == ["sent"] * 10 + ["error"] * 2
+    assert sent[-1] == [
+        (
+            b"ca",
+            {"type": "error", "code": "rate_limited", "message": "too many records", "req_id": 11},
+        )
+    ]
+    assert (
+        ask(core, b"cb", 0.0, type="send", to=A, payload="QQ==")[0][0] == b"ca"
+    )  # others unaffected
+    # detaching and attaching again does not refill the budget; time does
+    ask(core, b"ca", 0.0, type="detach")
+    ask(core, b"ca", 0.0, type="attach", room=ROOM, member=A)
+    assert ask(core, b"ca", 0.0, type="send", to=B, payload="QQ==")[0][1]["code"] == "rate_limited"
+    assert ask(core, b"ca", 0.5, type="send", payload="QQ==")[0][1]["type"] == "deliver"
