@@ -175,6 +175,7 @@ def relay(
     """Run the discovery relay: room codes, members, pushes, and PUB room events."""
     from broker.server import RelayServer
     from broker.settings import RelaySettings
+    from peer.members import PeerSettings
     from sandpiper import keys
 
     configure_logging(log_level)
@@ -227,6 +228,14 @@ def relay(
     except Exception as exc:  # zmq.ZMQError, but keep zmq out of the CLI's import time
         typer.echo(f"sandpiper relay: cannot listen on {host}:{port}/{pub_port}: {exc}", err=True)
         raise typer.Exit(1) from None
+    beat = PeerSettings().relay_heartbeat
+    if member_timeout < 1.2 * beat:
+        logging.getLogger("sandpiper.relay").warning(
+            "--member-timeout %gs is hardly longer than the %gs between members' heartbeats: "
+            "members will be timed out and come back over and over (15s is the default)",
+            member_timeout,
+            beat,
+        )
     stop_on_sigterm()
     try:
         server.serve()
