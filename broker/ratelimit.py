@@ -79,12 +79,14 @@ def source_of(client: bytes, host: str | None, behind_tunnel: bool) -> Source:
 
 
 class SourceLimiter:
-    """A RateLimiter per source, plus one SHARED_FACTOR times as large per shared address."""
+    """A RateLimiter per source, plus one SHARED_FACTOR times as large per shared address;
+    `max_keys` bounds both together (a 64th of them for shared addresses, at least one)."""
 
     def __init__(self, *, burst: int, rate: float, max_keys: int) -> None:
-        self._own = RateLimiter(burst=burst, rate=rate, max_keys=max_keys)
+        shared_keys = max(1, max_keys // 64)
+        self._own = RateLimiter(burst=burst, rate=rate, max_keys=max(1, max_keys - shared_keys))
         self._shared = RateLimiter(
-            burst=burst * SHARED_FACTOR, rate=rate * SHARED_FACTOR, max_keys=max_keys
+            burst=burst * SHARED_FACTOR, rate=rate * SHARED_FACTOR, max_keys=shared_keys
         )
 
     def __len__(self) -> int:

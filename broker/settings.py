@@ -62,6 +62,8 @@ class RelaySettings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_tracked_sources < 2:  # one for addresses, one for a tunnel's shared one
+            raise ValueError("max_tracked_sources must be at least 2")
         for name in ("create_per_minute", "miss_per_minute", "signal_per_second"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
