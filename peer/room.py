@@ -100,7 +100,7 @@ class RoomCore:
             drop=self._drop_peer,
         )
         self._backlog: list[str] = []
-        self._done = False
+        self._done, self._set_aside = False, 0
         self.presence = Presence(me, room_code, self.settings.relay_heartbeat, room_token)
         self._eof_deadline: float | None = None
 
@@ -142,7 +142,7 @@ class RoomCore:
             if peer is not None and peer.reachable and message.reason == "left":
                 peer.leaving_at = now + self.settings.leave_grace  # its last words may follow
                 return []
-            return self._drop_peer(message.nick, message.reason)
+            return self._give_up_if_alone(self._drop_peer(message.nick, message.reason), now)
         if isinstance(message, ReceivedSignal):
             return self._on_signal(message.from_, message.payload, now)
         if isinstance(message, CoordinateConnection):
@@ -238,10 +238,7 @@ class RoomCore:
             if not self._pending():
                 effects.extend(self.leave(now, 0))
             elif now >= self._eof_deadline:
-                lost = len(self._backlog) + sum(
-                    len(p.delivery.unacked) for p in self.peers.values()
-                )
-                message = f"{lost} message(s) could not be delivered"
+                message = f"{self._pending()} message(s) could not be delivered"
                 effects += [Show({"event": "error", "message": message}), *self.leave(now, 1)]
         return effects
 
@@ -369,14 +366,18 @@ class RoomCore:
         ]
 
     def _on_mismatch(self, peer: Peer, now: float) -> list[Effect]:
-        """Sure of our secret, we count a failure. Not yet sure (a joiner), we set that member
-        aside and give up only once every member has failed: one stranger answering first
-        must not make us leave a room whose members hold our secret."""
+        """Sure of our secret, we count a failure. Not yet (a joiner), we set the member aside:
+        one stranger answering first must not make us leave a room that holds our secret."""
         effects = self._drop_peer(peer.nick, "wrong_secret", announce=False)
         if self.authoritative:
             return [*effects, *self._fail(peer.nick)]
+        self._set_aside += 1
         effects.append(Show({"event": "unconfirmed", "nick": peer.nick}))
-        if self.peers:
+        return self._give_up_if_alone(effects, now)
+
+    def _give_up_if_alone(self, effects: list[Effect], now: float) -> list[Effect]:
+        """A joiner that set members aside, with none other left (failed or gone), gives up."""
+        if self.authoritative or not self._set_aside or self.peers:
             return effects
         message = "wrong code or password: the room's members hold a different secret"
         error = Show({"event": "error", "message": message, "reason": "wrong_secret"})
@@ -445,5 +446,5 @@ class RoomCore:
     def _resend(self, peer: Peer, now: float) -> list[Effect]:
         return resend(peer, now, self.settings.retransmit_interval)
 
-    def _pending(self) -> bool:
-        return bool(self._backlog) or any(p.delivery.unacked for p in self.peers.values())
+    def _pending(self) -> int:
+        return len(self._backlog) + sum(len(p.delivery.unacked) for p in self.peers.values())

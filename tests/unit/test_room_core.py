@@ -45,6 +45,7 @@ from schemas.relay import (
 ROOM = "pine-ocean-42"
 _FALLBACK_MESSAGES: TypeAdapter[FallbackMessage] = TypeAdapter(FallbackMessage)
 KEYS = {name: (name[0].upper() * 40) for name in ("alice", "bob", "carol", "dave", "eve")}
+NOWHERE = Candidates(lan=[], curve_key="A" * 40)
 
 
 class Mesh:
@@ -465,15 +466,20 @@ def test_the_fallback_room_is_named_at_random_never_from_the_code_or_secret() ->
         assert len(mesh.fallback.rooms[room]) == 2
 
 
-def test_a_joiner_attaches_to_the_fallback_only_after_key_confirmation() -> None:
-    joiner = RoomCore(
+def lone_joiner(*, fallback: bool = False) -> RoomCore:
+    """bob joining, outside any mesh: the test feeds it by hand."""
+    return RoomCore(
         me="bob",
         room_code=ROOM,
         password=pake_password("amber-falcon"),
         candidates=Candidates(lan=[], curve_key=KEYS["bob"]),
         authoritative=False,
-        fallback=True,
+        fallback=fallback,
     )
+
+
+def test_a_joiner_attaches_to_the_fallback_only_after_key_confirmation() -> None:
+    joiner = lone_joiner(fallback=True)
     effects = joiner.start(["alice"], 0.0)
     assert joiner.fallback_room is None
     assert not [effect for effect in effects if isinstance(effect, ToFallback)]
@@ -576,6 +582,24 @@ def test_a_joiner_whose_secret_matches_nobody_gives_up_with_wrong_code() -> None
     assert sorted(e["nick"] for e in mesh.events("bob", "unconfirmed")) == ["alice", "carol"]
 
 
+def forge_exchange(core: RoomCore, sender: str, now: float) -> tuple[bool, list[dict[str, Any]]]:
+    """A whole key exchange with `core` "from" `sender` on a wrong secret, as a hostile relay
+    (or a stranger named so) would run it: whether `core` answered, and what it showed."""
+    fake = PairSession(sender, core.me, ROOM, pake_password("wrong-guess"), NOWHERE)
+    outbox = [out.payload for out in fake.start() if isinstance(out, SignalOut)]
+    replied, shown = False, []
+    while outbox:
+        effects = core.on_relay(ReceivedSignal(code=ROOM, from_=sender, payload=outbox.pop(0)), now)
+        shown += [e.event for e in effects if isinstance(e, Show)]
+        for effect in effects:
+            if isinstance(effect, ToRelay) and isinstance(effect.request, SendSignal):
+                replied = True
+                with contextlib.suppress(CryptoError):
+                    results = fake.on_signal(effect.request.payload)
+                    outbox += [o.payload for o in results if isinstance(o, SignalOut)]
+    return replied, shown
+
+
 def test_a_relay_posing_as_a_known_member_gets_at_most_twice_the_lock_in_guesses() -> None:
     """A hostile relay can make a member key again with a member it already knows (a new
     exchange "from alice"): each failure counts, the room locks at 3, and from 6 on no
@@ -583,26 +607,26 @@ def test_a_relay_posing_as_a_known_member_gets_at_most_twice_the_lock_in_guesses
     mesh = Mesh()
     mesh.add("alice", creator=True)
     mesh.add("bob")
-    bob, shown, answered = mesh.cores["bob"], [], []
+    shown: list[dict[str, Any]] = []
+    answered = []
     for _ in range(10):
         mesh.now += 3.0  # past the 2 s between exchanges with one member
-        nowhere = Candidates(lan=[], curve_key="A" * 40)
-        fake = PairSession("alice", "bob", ROOM, pake_password("wrong-guess"), nowhere)
-        outbox = [out.payload for out in fake.start() if isinstance(out, SignalOut)]
-        replied = False
-        while outbox:
-            push = ReceivedSignal(code=ROOM, from_="alice", payload=outbox.pop(0))
-            effects = bob.on_relay(push, mesh.now)
-            shown += [e.event for e in effects if isinstance(e, Show)]
-            for effect in effects:
-                if isinstance(effect, ToRelay) and isinstance(effect.request, SendSignal):
-                    replied = True
-                    with contextlib.suppress(CryptoError):
-                        results = fake.on_signal(effect.request.payload)
-                        outbox += [o.payload for o in results if isinstance(o, SignalOut)]
+        replied, seen = forge_exchange(mesh.cores["bob"], "alice", mesh.now)
         answered.append(replied)
+        shown += seen
     assert answered == [True] * 6 + [False] * 4
     assert [e["attempt"] for e in shown if e["event"] == "wrong_secret"] == [1, 2, 3, 4, 5, 6]
     assert [e["event"] for e in shown if e["event"] == "room_locked"] == ["room_locked"]
     mesh.say("bob", "still here")
     assert messages(mesh, "alice") == [("bob", "still here")]
+
+
+def test_a_joiner_that_set_members_aside_gives_up_once_the_others_have_gone() -> None:
+    bob = lone_joiner()
+    bob.start(["alice", "carol"], 0.0)
+    _, shown = forge_exchange(bob, "alice", 0.1)
+    assert [e["event"] for e in shown] == ["unconfirmed"]  # carol may still hold our secret
+    effects = bob.on_relay(PeerLeft(code=ROOM, nick="carol", reason="left"), 0.2)
+    shown = [e.event for e in effects if isinstance(e, Show)]
+    assert [e.get("reason") for e in shown if e["event"] == "error"] == ["wrong_secret"]
+    assert [e.code for e in effects if isinstance(e, Quit)] == [1]
