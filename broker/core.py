@@ -203,6 +203,7 @@ class RelayCore:
             room = self.registry.create(
                 request.code, source.key, now, nonce=nonce, expires_at=expires_at
             )
+            room.reopened_until = now + self.settings.member_timeout
             effects.append(Publish(self.events.opened(room, now)))
         elif room.nonce != nonce:
             raise RegistryError(ErrorCode.ROOM_TAKEN, f"{request.code} is another room now")

@@ -48,8 +48,11 @@ class Room:
     events: int = 0
     """Room events published so far (their `room_seq`)."""
     alumni: dict[str, None] = field(default_factory=dict)
-    """Nicks that were members on this relay (the latest MAX_ALUMNI): the only ones a room
-    token brings back into a locked room."""
+    """Nicks of members that left or timed out (the latest MAX_ALUMNI): the only ones a
+    room token brings back into a locked room..."""
+    reopened_until: float = 0.0
+    """...except just after a restart, when it was re-made by a re-claim: until then its
+    members come back with the token whatever their nicks (this relay never knew them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +183,8 @@ class RoomRegistry:
             holder.host, holder.port = host, port
             self.touch(client, now)
             return holder, False
-        if room.locked and not (reclaim and nick in room.alumni):
+        returning = nick in room.alumni or now < room.reopened_until
+        if room.locked and not (reclaim and returning):
             raise RegistryError(ErrorCode.ROOM_LOCKED, f"{code} no longer accepts new members")
         current = self.nick_of(client, code)
         if current is not None:
@@ -193,10 +197,6 @@ class RoomRegistry:
             )
         member = Member(nick=nick, client=client, host=host, port=port)
         room.members[nick] = member
-        room.alumni.pop(nick, None)
-        room.alumni[nick] = None
-        if len(room.alumni) > MAX_ALUMNI:
-            del room.alumni[next(iter(room.alumni))]
         self._memberships.setdefault(client, {})[code] = nick
         self._last_seen[client] = now
         self._last_seen.move_to_end(client)
@@ -263,6 +263,10 @@ class RoomRegistry:
     def _remove_member(self, room: Room, client: bytes, now: float) -> Member:
         nick = self._forget_membership(client, room.code)
         member = room.members.pop(nick)
+        room.alumni.pop(nick, None)  # the latest departures last: strangers who churned nicks
+        room.alumni[nick] = None  # before the lock cannot push out one who left after it
+        if len(room.alumni) > MAX_ALUMNI:
+            del room.alumni[next(iter(room.alumni))]
         if not room.members:
             self._empty_since[room.code] = now
         return member

@@ -24,6 +24,8 @@ class FallbackSettings:
     def __post_init__(self) -> None:
         if self.member_timeout <= 0:
             raise ValueError("member_timeout must be positive")
+        if self.deliveries_burst < self.max_members_per_room:
+            raise ValueError("deliveries_burst must allow a record to the whole room")
         if self.deliveries_per_second <= 0:
             raise ValueError("deliveries_per_second must be positive")
         names = ("max_rooms", "max_members_per_room", "max_message_bytes", "send_hwm")

@@ -71,7 +71,9 @@ class HostedRoom:
     def on_fallback(self, message: Any, now: float) -> list[Effect]:
         if isinstance(message, Attached):
             if not message.members:
-                self.core.authoritative = True  # first in the room: a mismatch is the joiner's
+                self.core.trust.authoritative = (
+                    True  # first in the room: a mismatch is the joiner's
+                )
             announce = [self._announce(member) for member in message.members]
             return [*announce, *self._translate(self.core.on_fallback(message, now))]
         if isinstance(message, MemberAttached):

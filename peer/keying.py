@@ -11,6 +11,7 @@ unacknowledged waits in a `Departed` record until the member is back or gone for
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from peer.crypto import Entropy
@@ -137,10 +138,21 @@ class Keying:
         return session
 
     def stalled_at(self, peer: Peer) -> float | None:
-        """When the key exchange under way counts as stalled (None: none is)."""
-        if peer.session.confirmed and peer.pending is None:
+        """When the key exchange under way counts as stalled (None: none is, or none may run)."""
+        if self.closed or (peer.session.confirmed and peer.pending is None):
             return None
         return peer.keyed_at + self.settings.handshake_timeout
+
+    def close(self, peers: Iterable[Peer]) -> list[str]:
+        """No exchange from now on: those under way end; the members never confirmed, whose
+        nicks this returns, can no longer be reached."""
+        self.closed = True
+        unconfirmed = []
+        for peer in peers:
+            peer.pending = None
+            if not peer.session.confirmed:
+                unconfirmed.append(peer.nick)
+        return unconfirmed
 
     def carry_over(self, peer: Peer, theirs: Candidates, swap: bool) -> None:
         """A session of `peer` was verified: what the last one left unacknowledged goes on in

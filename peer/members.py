@@ -9,6 +9,7 @@ from peer.delivery import Delivery
 from peer.effects import Link
 from peer.session import PairSession
 from schemas.peer import Endpoint, PathName
+from schemas.relay import MEMBER_HEARTBEAT
 
 Transport = Literal["auto", "p2p", "fallback"]
 
@@ -29,7 +30,7 @@ class PeerSettings:
     """Seconds a key exchange may take before it is started (or asked for) again."""
     rekey_interval: float = 2.0
     """The least time between two key exchanges this side starts with one member."""
-    relay_heartbeat: float = 5.0
+    relay_heartbeat: float = MEMBER_HEARTBEAT
     redial_interval: float = 10.0
     eof_grace: float = 60.0
     """After end of input, how long undelivered lines wait for someone to deliver them to."""

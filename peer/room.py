@@ -21,6 +21,7 @@ from peer.paths import Paths
 from peer.presence import REJOIN, Presence
 from peer.records import resend, send
 from peer.session import Mismatch, SignalOut, Verified, decode_signal, unb64
+from peer.trust import Trust
 from schemas.fallback import Attached, Deliver, FallbackError, FallbackHeartbeat
 from schemas.peer import (
     MAX_TEXT,
@@ -83,7 +84,7 @@ class RoomCore:
             settings=self.settings,
             entropy=entropy,
         )
-        self.authoritative, self._entropy = authoritative, entropy
+        self._entropy = entropy
         self._fallback = fallback and self.settings.transport != "p2p"
         self.peers: dict[str, Peer] = {}
         self._room = FallbackRoom(me, self._fallback, self._keying, self.peers, entropy)
@@ -100,8 +101,12 @@ class RoomCore:
             drop=self._drop_peer,
         )
         self._backlog: list[str] = []
-        self._done, self._set_aside = False, 0
+        self._done = False
         self.presence = Presence(me, room_code, self.settings.relay_heartbeat, room_token)
+        limit, keying = self.settings.max_failures, self._keying
+        self.trust = Trust(
+            authoritative=authoritative, limit=limit, presence=self.presence, keying=keying
+        )
         self._eof_deadline: float | None = None
 
     # ------------------------------------------------------------------ inputs
@@ -142,7 +147,7 @@ class RoomCore:
             if peer is not None and peer.reachable and message.reason == "left":
                 peer.leaving_at = now + self.settings.leave_grace  # its last words may follow
                 return []
-            return self._give_up_if_alone(self._drop_peer(message.nick, message.reason), now)
+            return self._give_up_if_hopeless(self._drop_peer(message.nick, message.reason), now)
         if isinstance(message, ReceivedSignal):
             return self._on_signal(message.from_, message.payload, now)
         if isinstance(message, CoordinateConnection):
@@ -232,7 +237,8 @@ class RoomCore:
             effects.extend(beat)
             if self._fallback:
                 effects.append(ToFallback(FallbackHeartbeat(type="heartbeat")))
-        for peer in list(self.peers.values()):
+        effects = self._give_up_if_hopeless(effects, now)  # before stalled exchanges restart
+        for peer in [] if self._done else list(self.peers.values()):
             effects.extend(self._tick_peer(peer, now))
         if self._eof_deadline is not None and not self._done:
             if not self._pending():
@@ -288,6 +294,8 @@ class RoomCore:
     # ------------------------------------------------------------------ members
 
     def _add_peer(self, nick: str, now: float, *, quiet: bool = False) -> list[Effect]:
+        if not self.trust.allows(nick):
+            return []  # it failed with us once; another exchange would be another guess
         if self.presence.locked:  # we run no more key exchanges, whatever the relay says
             return [Show({"event": "join_refused", "nick": nick, "reason": "room_locked"})]
         if len(self.peers) >= MAX_PEERS:
@@ -345,17 +353,14 @@ class RoomCore:
             if isinstance(result, SignalOut):
                 effects.extend(self._signals([result]))
             elif isinstance(result, Verified):
-                self.authoritative = True  # we share the secret with a member: it is the room's
+                self.trust.authoritative = True  # we share the secret with a member
                 if replacing:  # the working session's paths go
                     effects.extend(self._paths.dialer.hang_up_all(peer))
                 self._keying.carry_over(peer, result.candidates, replacing)
                 effects.extend(self._room.adopt(peer, result.candidates))
                 effects.extend(self._paths.on_verified(peer, result.candidates, now))
-            elif isinstance(result, Mismatch) and replacing:
-                peer.pending = None  # the session we have goes on
-                effects.extend(self._fail(peer.nick))
             elif isinstance(result, Mismatch):
-                effects.extend(self._on_mismatch(peer, now))
+                effects.extend(self._on_mismatch(peer, replacing, now))
         return effects
 
     def _signals(self, outs: list[Any]) -> list[Effect]:
@@ -365,29 +370,22 @@ class RoomCore:
             if isinstance(out, SignalOut)
         ]
 
-    def _on_mismatch(self, peer: Peer, now: float) -> list[Effect]:
-        """Sure of our secret, we count a failure. Not yet (a joiner), we set the member aside:
-        one stranger answering first must not make us leave a room that holds our secret."""
-        effects = self._drop_peer(peer.nick, "wrong_secret", announce=False)
-        if self.authoritative:
-            return [*effects, *self._fail(peer.nick)]
-        self._set_aside += 1
-        effects.append(Show({"event": "unconfirmed", "nick": peer.nick}))
-        return self._give_up_if_alone(effects, now)
+    def _on_mismatch(self, peer: Peer, replacing: bool, now: float) -> list[Effect]:
+        """A different secret: `Trust` says what it costs and whom we give up."""
+        if replacing:
+            peer.pending = None  # the working session goes on
+        shown, gone = self.trust.failed(peer.nick, replacing, list(self.peers.values()))
+        effects: list[Effect] = []
+        for nick in gone:
+            effects += self._drop_peer(nick, "wrong_secret", announce=False)
+        return self._give_up_if_hopeless([*effects, *shown], now)
 
-    def _give_up_if_alone(self, effects: list[Effect], now: float) -> list[Effect]:
-        """A joiner that set members aside, with none other left (failed or gone), gives up."""
-        if self.authoritative or not self._set_aside or self.peers:
+    def _give_up_if_hopeless(self, effects: list[Effect], now: float) -> list[Effect]:
+        if not self.trust.hopeless(self.peers.values(), now):
             return effects
-        message = "wrong code or password: the room's members hold a different secret"
+        message = "wrong code or password: no member of the room holds the same secret"
         error = Show({"event": "error", "message": message, "reason": "wrong_secret"})
         return [*effects, error, *self.leave(now, 1)]
-
-    def _fail(self, nick: str) -> list[Effect]:
-        """The room locks at the limit; at twice it no exchange runs again, even with members."""
-        effects = self.presence.count_failure(nick, self.settings.max_failures)
-        self._keying.closed = self.presence.failures >= 2 * self.settings.max_failures
-        return effects
 
     def _reached(self, peer: Peer, now: float) -> list[Effect]:
         """`peer` is reachable on a new path: what it has not acknowledged goes again, and

@@ -175,8 +175,8 @@ def relay(
     """Run the discovery relay: room codes, members, pushes, and PUB room events."""
     from broker.server import RelayServer
     from broker.settings import RelaySettings
-    from peer.members import PeerSettings
     from sandpiper import keys
+    from schemas.relay import MEMBER_HEARTBEAT
 
     configure_logging(log_level)
     for name, value in (
@@ -228,7 +228,7 @@ def relay(
     except Exception as exc:  # zmq.ZMQError, but keep zmq out of the CLI's import time
         typer.echo(f"sandpiper relay: cannot listen on {host}:{port}/{pub_port}: {exc}", err=True)
         raise typer.Exit(1) from None
-    beat = PeerSettings().relay_heartbeat
+    beat = MEMBER_HEARTBEAT
     if member_timeout < 1.2 * beat:
         logging.getLogger("sandpiper.relay").warning(
             "--member-timeout %gs is hardly longer than the %gs between members' heartbeats: "
@@ -337,15 +337,18 @@ def fallback(
     from fallback.settings import FallbackSettings
 
     configure_logging(log_level)
-    settings = FallbackSettings(
-        host=host,
-        port=port,
-        member_timeout=member_timeout,
-        max_rooms=max_rooms,
-        max_members_per_room=max_members,
-        deliveries_burst=deliveries_burst,
-        deliveries_per_second=deliveries_per_second,
-    )
+    try:
+        settings = FallbackSettings(
+            host=host,
+            port=port,
+            member_timeout=member_timeout,
+            max_rooms=max_rooms,
+            max_members_per_room=max_members,
+            deliveries_burst=deliveries_burst,
+            deliveries_per_second=deliveries_per_second,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     server = FallbackServer(settings, housekeeping=HeapTrimmer())
     try:
         server.bind()

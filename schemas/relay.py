@@ -167,6 +167,10 @@ RelayRequest = Annotated[
     | GetRelayInfo,
     Field(discriminator="type"),
 ]
+MEMBER_HEARTBEAT = 5.0
+"""Seconds between a member's heartbeats to the relay (a relay's member timeout should be
+well above it)."""
+
 REQUEST_TYPES = frozenset(
     {
         "create_room",

@@ -137,7 +137,7 @@ def test_moving_into_a_full_room_still_tells_the_old_room_it_left() -> None:
 
 
 def test_deliveries_are_rate_limited_per_connection_counting_each_recipient() -> None:
-    core = make(deliveries_burst=20, deliveries_per_second=10.0)
+    core = make(deliveries_burst=20, deliveries_per_second=10.0, max_members_per_room=3)
     for client, member in ((b"ca", A), (b"cb", B), (b"cc", C)):
         ask(core, client, type="attach", room=ROOM, member=member)
     sent = [ask(core, b"ca", 0.0, type="send", payload="YWxs", req_id=n) for n in range(12)]

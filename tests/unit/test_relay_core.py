@@ -587,3 +587,33 @@ def test_behind_a_tunnel_each_connection_has_its_own_limits_and_all_share_a_larg
     outcomes = [code for client in clients for code in misses(behind, client, 5)]
     assert outcomes.count("room_not_found") == 5 * 50 - 6  # the shared budget: 50 x 5
     assert set(outcomes[5 * 50 :]) == {"rate_limited"}
+
+
+def test_after_a_restart_every_member_takes_a_locked_room_back() -> None:
+    """The first member back re-makes the room and locks it again at once; the others, whom
+    the new relay never knew, still come back with the token for a member timeout."""
+    old = make_core()
+    code, token = created_token(old)
+    new = make_core()  # the same key: a restart
+    first = request(new, ALICE, 1.0, type="reclaim_room", code=code, nick="alice", token=token)
+    assert reply(first)["type"] == "peer_registered"
+    request(new, ALICE, 1.0, type="lock_room", code=code)
+    back = request(new, BOB, 2.0, type="reclaim_room", code=code, nick="bob", token=token)
+    assert reply(back)["type"] == "peer_registered"
+    request(new, ALICE, 14.0, type="heartbeat", code=code)
+    request(new, BOB, 14.0, type="heartbeat", code=code)
+    late = request(new, EVE, 17.0, type="reclaim_room", code=code, nick="eve", token=token)
+    assert reply(late)["code"] == "room_locked"
+
+
+def test_nicks_churned_before_the_lock_do_not_push_out_a_member_who_left_after_it() -> None:
+    core = make_core(max_members_per_room=4)
+    code, token = created_token(core)
+    request(core, BOB, 1.0, type="register_peer", code=code, nick="bob")
+    for n in range(70):  # a stranger registers and leaves 70 nicks
+        request(core, EVE, 1.0, type="register_peer", code=code, nick=f"eve{n}")
+        request(core, EVE, 1.0, type="leave_room", code=code)
+    request(core, ALICE, 1.0, type="lock_room", code=code)
+    request(core, BOB, 2.0, type="leave_room", code=code)
+    back = request(core, CAROL, 3.0, type="reclaim_room", code=code, nick="bob", token=token)
+    assert reply(back)["type"] == "peer_registered"

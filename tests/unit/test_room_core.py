@@ -27,10 +27,10 @@ from peer.effects import (
 )
 from peer.members import PeerSettings
 from peer.room import RoomCore
-from peer.session import PairSession, SignalOut
+from peer.session import PairSession, SignalOut, encode_signal
 from schemas.codec import decode_with, encode
 from schemas.fallback import FallbackMessage
-from schemas.peer import Candidates, Endpoint
+from schemas.peer import Candidates, Endpoint, KeyRequest
 from schemas.relay import (
     CoordinateConnection,
     LeaveRoom,
@@ -630,3 +630,33 @@ def test_a_joiner_that_set_members_aside_gives_up_once_the_others_have_gone() ->
     shown = [e.event for e in effects if isinstance(e, Show)]
     assert [e.get("reason") for e in shown if e["event"] == "error"] == ["wrong_secret"]
     assert [e.code for e in effects if isinstance(e, Quit)] == [1]
+
+
+def test_a_joiner_gives_a_stranger_one_guess_and_leaves_after_three_failures() -> None:
+    bob = lone_joiner()
+    bob.start(["alice"], 0.0)  # alice never answers here
+    answered = [forge_exchange(bob, "mallory", 0.5 + 2.5 * n)[0] for n in range(4)]
+    assert answered == [True, False, False, False]  # set aside: no second guess
+    assert forge_exchange(bob, "carol", 9.0)[0]
+    _, shown = forge_exchange(bob, "dave", 9.5)
+    assert [e.get("reason") for e in shown if e["event"] == "error"] == ["wrong_secret"]
+
+
+def test_once_closed_no_exchange_is_left_pending_or_stalled() -> None:
+    mesh = Mesh()
+    for nick in ("alice", "bob", "carol"):
+        mesh.add(nick, creator=nick == "alice")
+    bob = mesh.cores["bob"]
+    for _ in range(5):
+        mesh.now += 3.0
+        forge_exchange(bob, "alice", mesh.now)
+    asked = bob.on_relay(
+        ReceivedSignal(code=ROOM, from_="carol", payload=encode_signal(KeyRequest())), mesh.now
+    )
+    assert bob.peers["carol"].pending is not None and asked  # bob started a new exchange
+    mesh.now += 3.0
+    forge_exchange(bob, "alice", mesh.now)  # the sixth failure: closed
+    for peer in bob.peers.values():
+        assert peer.pending is None and bob._keying.stalled_at(peer) is None
+    mesh.say("carol", "still talking")
+    assert messages(mesh, "bob")[-1] == ("carol", "still talking")
