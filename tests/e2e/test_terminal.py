@@ -26,10 +26,11 @@ class Terminal:
             os.execv(command[0], [*command, *args])
         self.output = b""
 
-    def read_until(self, pattern: bytes, timeout: float = 15.0) -> bytes:
+    def read_until(self, pattern: bytes | re.Pattern[bytes], timeout: float = 15.0) -> bytes:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if pattern in ANSI.sub(b"", self.output):
+            screen = ANSI.sub(b"", self.output)
+            if pattern.search(screen) if isinstance(pattern, re.Pattern) else pattern in screen:
                 return self.output
             ready, _, _ = select.select([self.fd], [], [], 0.1)
             if ready:
@@ -101,7 +102,7 @@ def test_join_by_typing_the_invite_then_chat_safely_and_leave_with_ctrl_d(
         assert alice.event("message", text="hello from a terminal")["from"] == "bob"
         terminal.read_until(b"bob: hello from a terminal")  # kept on screen as sent
         terminal.type("/peers\r")
-        terminal.read_until(b"round trip")
+        terminal.read_until(re.compile(rb"round trip.*bob>", re.DOTALL))  # prompt back: read
         terminal.type("\x04")  # Ctrl-D
         assert terminal.wait() == 0
         assert alice.event("peer_left", nick="bob")
