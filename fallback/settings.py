@@ -16,8 +16,8 @@ class FallbackSettings:
     max_message_bytes: int = 16_384
     send_hwm: int = 1_000
     """Frames queued per connection before further deliveries to it are dropped."""
-    deliveries_burst: int = 5_000
-    deliveries_per_second: float = 2_000.0
+    deliveries_burst: int = 50_000
+    deliveries_per_second: float = 20_000.0
     """Deliveries one attached connection may cause (a record to the whole room counts once
     per recipient): this many at once, refilled at this rate; beyond, `rate_limited`."""
 

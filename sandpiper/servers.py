@@ -319,7 +319,7 @@ def fallback(
             help="Deliveries one connection may cause at once (a record to the room counts "
             "once per recipient).",
         ),
-    ] = 5_000,
+    ] = 50_000,
     deliveries_per_second: Annotated[
         float,
         typer.Option(
@@ -327,7 +327,7 @@ def fallback(
             envvar="SANDPIPER_FALLBACK_DELIVERIES_PER_SECOND",
             help="Rate at which that budget refills.",
         ),
-    ] = 2_000.0,
+    ] = 20_000.0,
     log_level: Annotated[
         str, typer.Option(envvar="SANDPIPER_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
