@@ -71,9 +71,8 @@ class HostedRoom:
     def on_fallback(self, message: Any, now: float) -> list[Effect]:
         if isinstance(message, Attached):
             if not message.members:
-                self.core.trust.authoritative = (
-                    True  # first in the room: a mismatch is the joiner's
-                )
+                # first in the room: a mismatch is the joiner's
+                self.core.trust.authoritative = True
             announce = [self._announce(member) for member in message.members]
             return [*announce, *self._translate(self.core.on_fallback(message, now))]
         if isinstance(message, MemberAttached):

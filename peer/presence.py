@@ -40,24 +40,11 @@ class Presence:
     lost_after: float = 0.0
     """Seconds without any answer before the relay counts as lost (default: 2.5 intervals)."""
     locked: bool = False
-    failures: int = 0
-    """Failed key exchanges: at `max_failures` (settings) the room is locked."""
     _next_heartbeat: float | None = None
     _heard: float = 0.0
     _lost: bool = False
     _rejoining: bool = False
     _announced_rejoin: bool = False
-
-    def count_failure(self, nick: str, limit: int) -> list[Effect]:
-        """A member proved a different secret: shown, and counted towards the lock."""
-        self.failures += 1
-        event = {"event": "wrong_secret", "nick": nick, "attempt": self.failures, "limit": limit}
-        effects: list[Effect] = [Show(event)]
-        if self.failures >= limit and not self.locked:
-            self.locked = True
-            effects.append(ToRelay(LockRoom(type="lock_room", code=self.room_code)))
-            effects.append(Show({"event": "room_locked", "code": self.room_code}))
-        return effects
 
     def start(self, now: float) -> None:
         self._next_heartbeat = now + self.interval

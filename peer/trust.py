@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from peer.effects import Effect, Show
+from peer.effects import Effect, Show, ToRelay
 from peer.keying import Keying
 from peer.members import Peer
 from peer.presence import Presence
+from schemas.relay import LockRoom
 
 
 class Trust:
@@ -30,6 +31,8 @@ class Trust:
         self.limit = limit
         self.set_aside: set[str] = set()
         """Members a joiner failed with: never keyed with again while it is unsure."""
+        self.failures = 0
+        """Failed key exchanges counted while sure of the secret."""
         self._presence, self._keying = presence, keying
 
     def allows(self, nick: str) -> bool:
@@ -44,11 +47,28 @@ class Trust:
         if not self.authoritative:
             self.set_aside.add(nick)
             return [Show({"event": "unconfirmed", "nick": nick})], [nick]
-        shown = self._presence.count_failure(nick, self.limit)
+        shown = self._count(nick)
         gone = [] if replacing else [nick]
-        if self._presence.failures >= 2 * self.limit and not self._keying.closed:
+        if self.failures >= 2 * self.limit and not self._keying.closed:
             gone += [other for other in self._keying.close(peers) if other not in gone]
         return shown, gone
+
+    def _count(self, nick: str) -> list[Effect]:
+        """Shown, and counted towards the lock, which the relay is told of."""
+        self.failures += 1
+        event = {
+            "event": "wrong_secret",
+            "nick": nick,
+            "attempt": self.failures,
+            "limit": self.limit,
+        }
+        effects: list[Effect] = [Show(event)]
+        presence = self._presence
+        if self.failures >= self.limit and not presence.locked:
+            presence.locked = True
+            effects.append(ToRelay(LockRoom(type="lock_room", code=presence.room_code)))
+            effects.append(Show({"event": "room_locked", "code": presence.room_code}))
+        return effects
 
     def hopeless(self, peers: Iterable[Peer], now: float) -> bool:
         """A joiner should give up: members failed, and none is left that might confirm."""
